@@ -1,0 +1,81 @@
+"""The `fusion` command.
+
+It only composes the click commands that `specs/`, `units/`, `host/`, `orchestrator/` and `lab/`
+define (each package's ``cli.py`` exports ``commands``) and turns typed errors into one line plus
+a hint. Exit codes: 0 ok, 1 failure, 2 bad input. ``--debug`` shows tracebacks and debug logs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import click
+
+from specs.errors import FusionError
+
+# Packages whose `cli.py` contributes commands, in the order they appear in `fusion --help`.
+COMMAND_MODULES = ("specs.cli", "units.cli", "orchestrator.cli", "host.cli", "lab.cli")
+
+
+def _version() -> str:
+    try:
+        return version("fusion")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="fusion")
+@click.option("--debug", is_flag=True, help="Show debug logs and tracebacks.")
+@click.pass_context
+def fusion(ctx: click.Context, debug: bool) -> None:
+    """Fusion: containers as systemd units on a fleet of OSTree atomic hosts."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        for command in getattr(module, "commands", ()):
+            fusion.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        fusion.main(args=args, prog_name="fusion", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
+    except FusionError as e:
+        if debug:
+            raise
+        for line in str(e).splitlines() or ["failed"]:
+            click.secho(f"error: {line}", fg="red", err=True)
+        if e.hint:
+            click.echo(f"hint: {e.hint}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

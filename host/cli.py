@@ -1,0 +1,7 @@
+"""Commands that `host/` adds to `fusion`."""
+
+from __future__ import annotations
+
+import click
+
+commands: list[click.Command] = []

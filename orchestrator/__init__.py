@@ -1,0 +1,1 @@
+"""Everything cluster-wide. Talks to hosts only through etcd; never imports `host`."""

@@ -1,0 +1,1 @@
+"""The Fusion language: pydantic models and loaders. Imports nothing else of Fusion's."""

@@ -1,0 +1,1 @@
+"""Pure functions from specs to systemd units (no I/O). Imports only `specs`."""
