@@ -1,7 +1,173 @@
-"""Commands that `lab/` adds to `fusion`."""
+"""Commands that `lab/` adds to `fusion`: the ``fusion lab`` group.
+
+Side effects: through :mod:`lab.ops` only; this module parses options and prints.
+"""
 
 from __future__ import annotations
 
-import click
+import json
+import sys
+import time
 
-commands: list[click.Command] = []
+import click
+from rich.console import Console
+from rich.table import Table
+
+from lab import ops, tree
+from lab.state import DEFAULT_SUBNET, LabConfig, load
+
+_name = click.option("--name", default="lab", show_default=True, help="Which lab (several may coexist).")
+
+
+class _Steps:
+    """Progress for long operations: a spinner on the current step, a tick and its time when done."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.status = console.status("")
+        self.current: str | None = None
+        self.t0 = self.started = time.monotonic()
+
+    def __enter__(self) -> _Steps:
+        self.status.__enter__()
+        return self
+
+    def __call__(self, step: str) -> None:
+        self._done()
+        self.current, self.started = step, time.monotonic()
+        self.status.update(f"{step} ...")
+
+    def _done(self) -> None:
+        if self.current is not None:
+            self.console.print(f"[green]✓[/green] {self.current} [dim]({time.monotonic() - self.started:.1f}s)[/dim]")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self._done()
+        self.status.__exit__(exc_type, *rest)  # type: ignore[arg-type]
+
+
+@click.group("lab")
+def lab() -> None:
+    """A real local cluster: atomic hosts booted with systemd-nspawn, etcd and a registry."""
+
+
+@lab.command("up")
+@_name
+@click.option("--hosts", "hosts", type=click.IntRange(1, 20),
+              help="Number of hosts [default: 3, or as many as the lab has].")
+@click.option("--tree", "treefile", metavar="TREEFILE|builtin",
+              help="The hosts' tree: a treefile to compose, or `builtin` (the lab's own minimal trixie "
+                   "tree). Default: examples/trees/fusion-host.yaml; an existing lab keeps its tree.")
+@click.option("--subnet", help=f"The lab's own IPv4 network [default: {DEFAULT_SUBNET}, or the lab's].")
+@click.option("--boot-tries", type=click.IntRange(1, 10), default=2, show_default=True,
+              help="Failed boots of a new deployment before falling back to the previous one.")
+@click.option("--health-deadline", type=click.FloatRange(5, 3600), default=90, show_default=True,
+              help="Seconds a new deployment has to become healthy after it boots.")
+def up(name: str, hosts: int | None, treefile: str | None, subnet: str | None, boot_tries: int,
+       health_deadline: float) -> None:
+    """Bring the lab up (idempotent: a second run changes nothing)."""
+    console = Console(stderr=True)
+    t0 = time.monotonic()
+    with _Steps(console) as steps:
+        old = load(name)
+        config = LabConfig(name=name, hosts=hosts or (len(old.hosts) if old else 3),
+                           subnet=subnet or (old.config.subnet if old else DEFAULT_SUBNET),
+                           max_boot_tries=boot_tries, health_deadline=health_deadline)
+        state = ops.up(config, treefile=treefile, progress=steps)
+    console.print(f"lab [bold]{name}[/bold] up in {time.monotonic() - t0:.1f}s: "
+                  f"{len(state.hosts)} hosts, etcd {state.etcd_url}, registry {state.registry}")
+
+
+@lab.command("down")
+@_name
+def down(name: str) -> None:
+    """Stop everything the lab started and remove it (no process, mount, bridge or netns is left)."""
+    console = Console(stderr=True)
+    with _Steps(console) as steps:
+        left = ops.down(name, progress=steps)
+    if left:
+        raise ops.LabError("left behind: " + ", ".join(left))
+
+
+@lab.command("status")
+@_name
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(name: str, as_json: bool) -> None:
+    """Hosts, addresses, states, booted checksum and version; etcd and registry URLs."""
+    st = ops.status(ops.require(name))
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        return
+    console = Console()
+    console.print(f"lab [bold]{st['name']}[/bold]  etcd {st['etcd']}  registry {st['registry']}  "
+                  f"repo {st['repo']}")
+    table = Table("host", "address", "state", "booted", "version", "note")
+    for h in st["hosts"]:
+        note = h["reason"]
+        if h["fallback_from"]:
+            note = f"fell back from {h['fallback_from'][:12]}"
+        elif h["booted"] and h["default"] and h["booted"] != h["default"]:
+            note = f"default is {h['default'][:12]} (reboot to use it)"
+        table.add_row(h["name"], h["address"], h["state"], (h["booted"] or "-")[:12], h["version"] or "-", note)
+    console.print(table)
+
+
+@lab.command("shell", context_settings={"ignore_unknown_options": True})
+@_name
+@click.argument("host")
+@click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
+def shell(name: str, host: str, cmd: tuple[str, ...]) -> None:
+    """Run CMD in HOST (a login shell without CMD)."""
+    sys.exit(ops.shell(ops.require(name), host, list(cmd)))
+
+
+@lab.command("reboot")
+@_name
+@click.argument("host")
+@click.option("--no-wait", is_flag=True, help="Do not wait for the host to be running again.")
+def reboot(name: str, host: str, no_wait: bool) -> None:
+    """Reboot HOST cleanly; it boots the default deployment (a staged upgrade takes effect)."""
+    t0 = time.monotonic()
+    state = ops.require(name)
+    ops.reboot(state, host, wait=0 if no_wait else 300)
+    if not no_wait:
+        h = ops.host_status(state, state.host(host))
+        click.echo(f"{host} {h.state} on {(h.booted or '-')[:12]} after {time.monotonic() - t0:.1f}s"
+                   + (f" (fell back from {h.fallback_from[:12]})" if h.fallback_from else ""))
+
+
+@lab.command("kill")
+@_name
+@click.argument("host")
+def kill(name: str, host: str) -> None:
+    """Power loss: HOST stops at once, without shutting down."""
+    ops.kill(ops.require(name), host)
+
+
+@lab.command("start")
+@_name
+@click.argument("host")
+def start(name: str, host: str) -> None:
+    """Power HOST on again."""
+    ops.start(ops.require(name), host)
+
+
+@lab.command("publish")
+@_name
+@click.argument("treefile", type=click.Path(exists=True, dir_okay=False))
+def publish(name: str, treefile: str) -> None:
+    """Compose TREEFILE into the lab repo as a new version the hosts can upgrade to."""
+    console = Console(stderr=True)
+    state = ops.require(name)
+    before = tree.rev_parse(state.repo, state.ref)
+    with _Steps(console) as steps:
+        csum = ops.publish(state, treefile, progress=steps)
+    version = tree.commit_version(state.repo, csum) or "-"
+    note = "unchanged: the hosts' tree is already this" if csum == before else "published"
+    console.print(f"{note}: {state.ref} {csum[:12]} version {version}; "
+                  "hosts take it with `ostree admin upgrade` and a reboot")
+    click.echo(csum)
+
+
+commands: list[click.Command] = [lab]
