@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.store import Decision, EtcdConfig, Put, Store  # noqa: E402
 from orchestrator import etcd_local  # noqa: E402
 from orchestrator import ops as ops_  # noqa: E402
 from orchestrator.placement import Constraint, Host, Resources, ServiceDemand, place  # noqa: E402
-from orchestrator.store import Decision, EtcdConfig, Put, Store  # noqa: E402
 from specs.app import App  # noqa: E402
 from specs.cluster import Capacity, HostRecord, Keys, PlacementRecord  # noqa: E402
 

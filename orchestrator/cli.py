@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 
 import click
 
+from common.store import EtcdConfig, Store
 from orchestrator import etcd_local, ops
 from orchestrator import logs as logs_
 from orchestrator import reconcile as reconcile_
 from orchestrator.deploy import AppPlan, plan_app
-from orchestrator.store import EtcdConfig, Store
 from specs.cluster import DEFAULT_ROOT, ContainerStatus, Keys, PlacementRecord
 from specs.errors import InputError
 

@@ -1,5 +1,5 @@
 """Deploy, scale, remove, rollback and host-loss decisions: pure functions from a read-only view of
-the cluster to :class:`~orchestrator.store.Decision` values.
+the cluster to :class:`~common.store.Decision` values.
 
 No side effects and no clock (``now`` is passed in). The CLI (and the reconcile loop) read a
 :class:`ClusterView` through the store, call these, and commit the decisions one by one.
@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from common.store import Compare, Decision, Delete, Put
 from orchestrator.placement import Host, PlacementError, Resources, Slot, occupancy, place_partial
 from orchestrator.plan import Change, Plan, batches, demands, diff, service_hashes
-from orchestrator.store import Compare, Decision, Delete, Put
 from specs.app import App
 from specs.cluster import AppCurrent, HostRecord, Keys, PlacementRecord, SpecRevision
 

@@ -16,7 +16,7 @@ orchestrator's side. In short::
 Who writes what: the orchestrator writes apps/, placements/, cordon/; an agent writes only its own
 hosts/<host>, status/<host>/... and the log chunks it is asked for. One orchestrator decision (a
 deploy, a scale, a re-placement after host loss) is one etcd transaction guarded by the
-mod_revision of ``apps/<app>/current`` (see :mod:`orchestrator.store`).
+mod_revision of ``apps/<app>/current`` (see :mod:`common.store`).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ import time
 import uuid
 from collections.abc import Callable
 
+from common.store import Store
 from orchestrator.ops import Clock
-from orchestrator.store import Store
 from specs.cluster import LogChunk, LogRequest, container_unit
 from specs.errors import FusionError, InputError
 

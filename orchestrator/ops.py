@@ -1,7 +1,7 @@
 """The orchestrator's imperative shell: read a view through the store, decide (pure functions in
 ``deploy``/``plan``/``placement``), commit, and wait for the hosts' reports.
 
-Side effects: etcd reads, writes and watches (through :class:`~orchestrator.store.Store` only) and
+Side effects: etcd reads, writes and watches (through :class:`~common.store.Store` only) and
 time (``now``/``sleep`` are parameters with real defaults, so tests can bound them). Nothing here
 prints; progress goes to callbacks that the CLI renders. (Host loss: `reconcile`; logs: `logs`.)
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from common.store import KV, Store, StoreError
 from orchestrator.deploy import (
     AppPlan,
     ClusterView,
@@ -23,7 +24,6 @@ from orchestrator.deploy import (
     step_decision,
 )
 from orchestrator.placement import Slot
-from orchestrator.store import KV, Store, StoreError
 from specs.app import App
 from specs.cluster import (
     AppCurrent,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from common.store import ConflictError, Store, StoreError
 from orchestrator.deploy import reconcile_steps, step_decision
 from orchestrator.ops import Clock, read_view
-from orchestrator.store import ConflictError, Store, StoreError
 from specs.cluster import AppCurrent
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from common.store import EtcdConfig, Store
 from orchestrator import etcd_local
-from orchestrator.store import EtcdConfig, Store
 from specs.cluster import Keys
 
 

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import fusion
+from common.store import Store
 from orchestrator import etcd_local, reconcile
-from orchestrator.store import Store
 from specs.cluster import ContainerStatus, HostRecord, LogChunk, LogRequest, PlacementRecord
 from specs.errors import FusionError
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from common.runner import run
+from common.store import Compare, ConflictError, Decision, Delete, EtcdConfig, Put, Store, StoreError
 from orchestrator import etcd_local
-from orchestrator.store import Compare, ConflictError, Decision, Delete, EtcdConfig, Put, Store, StoreError
 from specs.cluster import AppCurrent, ContainerStatus, CordonRecord, HostRecord, Keys
 
 pytest_plugins = ["etcd_fixture"]

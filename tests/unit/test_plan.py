@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from common.store import Compare, Delete, Put
 from orchestrator.deploy import (
     ClusterView,
     deploy_steps,
@@ -14,7 +15,6 @@ from orchestrator.deploy import (
 )
 from orchestrator.placement import Constraint, PlacementError, Resources
 from orchestrator.plan import Change, demands, diff, service_hash
-from orchestrator.store import Compare, Delete, Put
 from specs.app import App
 from specs.cluster import AppCurrent, HostRecord, Keys, PlacementRecord, SpecRevision
 

@@ -1,6 +1,7 @@
-"""The one module that talks to etcd (v3, through its HTTP gateway with ``etcd3gw``).
+"""The one module that talks to etcd (v3, through its HTTP gateway with ``etcd3gw``); the orchestrator
+and the host agent both use it.
 
-Side effects: every method here is a network call to etcd. Everything else in ``orchestrator``
+Side effects: every method here is a network call to etcd. Everything else in ``orchestrator`` and the agent
 computes values and hands them to a :class:`Store` to read or write.
 
 - Reads return records (``specs.cluster`` models) together with the ``mod_revision`` they were read
