@@ -16,8 +16,44 @@ import click
 
 from specs.errors import FusionError
 
-# Packages whose `cli.py` contributes commands, in the order they appear in `fusion --help`.
-COMMAND_MODULES = ("specs.cli", "units.cli", "orchestrator.cli", "host.cli", "lab.cli")
+# Which package's `cli.py` defines each top-level command. Modules are imported only when one of
+# their commands is used (or listed by --help), so `fusion host status` does not pay for etcd or
+# the spec models. tests/unit/test_layout.py checks this table against the modules' `commands`.
+COMMANDS: dict[str, str] = {
+    "spec": "units.cli",
+    "units": "units.cli",
+    "deploy": "orchestrator.cli",
+    "ps": "orchestrator.cli",
+    "logs": "orchestrator.cli",
+    "scale": "orchestrator.cli",
+    "rm": "orchestrator.cli",
+    "hosts": "orchestrator.cli",
+    "history": "orchestrator.cli",
+    "rollback": "orchestrator.cli",
+    "cordon": "orchestrator.cli",
+    "uncordon": "orchestrator.cli",
+    "reconcile": "orchestrator.cli",
+    "tree": "host.cli",
+    "host": "host.cli",
+    "lab": "lab.cli",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        for command in importlib.import_module(module).commands:
+            if command.name == cmd_name:
+                return command
+        return None
 
 
 def _version() -> str:
@@ -27,7 +63,7 @@ def _version() -> str:
         return "0+unknown"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), "--version", prog_name="fusion")
 @click.option("--debug", is_flag=True, help="Show debug logs and tracebacks.")
 @click.pass_context
@@ -41,21 +77,11 @@ def fusion(ctx: click.Context, debug: bool) -> None:
     )
 
 
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(name)
-        for command in getattr(module, "commands", ()):
-            fusion.add_command(command)
-
-
-_register()
-
-
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        fusion.main(args=args, prog_name="fusion", standalone_mode=False)
+        rc = fusion.main(args=args, prog_name="fusion", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.Abort:
@@ -74,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

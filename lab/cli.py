@@ -15,6 +15,7 @@ from rich.table import Table
 
 from lab import ops, tree
 from lab.state import DEFAULT_SUBNET, LabConfig, load
+from orchestrator import etcd_local
 
 _name = click.option("--name", default="lab", show_default=True, help="Which lab (several may coexist).")
 
@@ -75,6 +76,8 @@ def up(name: str, hosts: int | None, treefile: str | None, subnet: str | None, b
                            subnet=subnet or (old.config.subnet if old else DEFAULT_SUBNET),
                            max_boot_tries=boot_tries, health_deadline=health_deadline)
         state = ops.up(config, treefile=treefile, progress=steps)
+    # From now on a plain `fusion deploy` (no --etcd) talks to this lab's etcd.
+    etcd_local.use_cluster(etcd_local.ChosenCluster(state.etcd_url, by=f"lab {name}"))
     console.print(f"lab [bold]{name}[/bold] up in {time.monotonic() - t0:.1f}s: "
                   f"{len(state.hosts)} hosts, etcd {state.etcd_url}, registry {state.registry}")
 
@@ -85,7 +88,10 @@ def down(name: str) -> None:
     """Stop everything the lab started and remove it (no process, mount, bridge or netns is left)."""
     console = Console(stderr=True)
     with _Steps(console) as steps:
+        state = load(name)
         left = ops.down(name, progress=steps)
+    if state is not None:
+        etcd_local.forget_cluster(endpoints=state.etcd_url)
     if left:
         raise ops.LabError("left behind: " + ", ".join(left))
 

@@ -118,6 +118,8 @@ def start_etcd(state: LabState) -> Daemon:
         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
         "--initial-cluster", f"fusion-{state.config.name}={peer}",
         "--initial-cluster-state", "new",
+        # One placement decision is one transaction, and a big deploy has many keys.
+        "--max-txn-ops", "20000", "--max-request-bytes", str(32 * 1024 * 1024),
     ]
     return _start(state, "etcd", args, client, f"{client}/health")
 

@@ -9,19 +9,34 @@ Public API (import from here or from the named module):
 
 from __future__ import annotations
 
-from specs.app import App, Service
-from specs.errors import InputError, Location, SpecError, SpecErrors
-from specs.loader import load_app, load_app_text
-from specs.native import dump_app_json
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "App",
-    "InputError",
-    "Location",
-    "Service",
-    "SpecError",
-    "SpecErrors",
-    "dump_app_json",
-    "load_app",
-    "load_app_text",
-]
+if TYPE_CHECKING:
+    from specs.app import App, Service
+    from specs.errors import InputError, Location, SpecError, SpecErrors
+    from specs.loader import load_app, load_app_text
+    from specs.native import dump_app_json
+
+# Imported on first use (PEP 562), so that `specs.errors` or `specs.treefile` alone stays cheap
+# for commands that never load an app spec.
+_LAZY = {
+    "App": "specs.app",
+    "Service": "specs.app",
+    "InputError": "specs.errors",
+    "Location": "specs.errors",
+    "SpecError": "specs.errors",
+    "SpecErrors": "specs.errors",
+    "load_app": "specs.loader",
+    "load_app_text": "specs.loader",
+    "dump_app_json": "specs.native",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'specs' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -34,11 +34,10 @@ from test_quadlet_volume_network_pod import (  # noqa: E402
 
 
 def _find_real() -> str:
-    """The real generator: $FUSION_REAL_QUADLET, the repo's or the shared real-quadlet wrapper."""
+    """The real generator: $FUSION_REAL_QUADLET, or the project's shared real-quadlet beside the checkout."""
     candidates = [
         os.environ.get("FUSION_REAL_QUADLET", ""),
-        str(REPO / "scripts" / "real-quadlet"),
-        "/work/shared/tools/real-quadlet",
+        str(REPO.parent / "shared" / "tools" / "real-quadlet"),
     ]
     return next((c for c in candidates if c and os.access(c, os.X_OK)), candidates[-1])
 

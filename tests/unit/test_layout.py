@@ -21,3 +21,15 @@ def test_fusion_help_and_version() -> None:
     result = runner.invoke(fusion, ["--version"])
     assert result.exit_code == 0
     assert "fusion, version" in result.output
+
+
+def test_lazy_command_table_matches_the_modules() -> None:
+    """cli.main.COMMANDS names exactly the commands each package's cli.py defines."""
+    from cli.main import COMMAND_MODULES, COMMANDS
+
+    defined = {
+        command.name: module
+        for module in COMMAND_MODULES
+        for command in importlib.import_module(module).commands
+    }
+    assert defined == COMMANDS

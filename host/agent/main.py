@@ -1,0 +1,497 @@
+"""``fusion-agent``: the host agent's loop (the imperative shell around :mod:`host.agent.reconcile`).
+
+Side effects: etcd (through :class:`common.store.Store`), systemd and podman (through
+:class:`host.agent.systemd.Systemd`), a few files (/etc/fusion/labels, /proc/meminfo, the lease
+file under /run/fusion), the sd_notify socket, and log lines on stderr (the journal in a host).
+
+One pass (:meth:`Agent.reconcile`): placements of this host -> rendered units (units.render,
+podman engine, one spec revision cache) -> ``reconcile.plan`` against the Fusion units on disk ->
+apply -> put a ContainerStatus for every placement whose report changed. The loop runs a pass at
+start (so a restarted agent adopts what runs and touches nothing that is right), then whenever the
+watch on ``placements/<host>/`` reports a change, and every ``refresh`` seconds to report state
+changes systemd made by itself. The lease is kept alive between passes; ``WATCHDOG=1`` is sent
+each turn of the loop.
+
+Configuration (flags, else environment — ``/etc/fusion/lab.env`` in a lab host):
+``--etcd``/``FUSION_ETCD``, ``--host``/``FUSION_HOST`` (default: the hostname),
+``--address``/``FUSION_ADDRESS``, ``--root``/``FUSION_ROOT``, labels from ``/etc/fusion/labels``
+(``key=value`` lines) and ``FUSION_LABELS`` (``k=v,k=v``), ``FUSION_PODMAN_ARGS`` (default
+``--cgroups=disabled`` when running in a container such as systemd-nspawn).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from common.store import KV, EtcdConfig, Store, StoreError, Watch
+from host.agent import reconcile
+from host.agent.systemd import Systemd, UnitProps
+from specs.app import App
+from specs.cluster import (
+    Capacity,
+    ContainerStatus,
+    HostRecord,
+    Keys,
+    LogChunk,
+    LogRequest,
+    PlacementRecord,
+    PublishedPort,
+    TreeState,
+)
+from specs.errors import FusionError
+from units.render import HostOptions, RenderError, container_name, render_service
+
+log = logging.getLogger("fusion-agent")
+
+AGENT_VERSION = "1"
+LABELS_FILE = Path("/etc/fusion/labels")
+LEASE_FILE = Path("/run/fusion/agent.lease")
+DEFAULT_TTL = 10
+REFRESH = 5.0  # seconds between status refreshes when nothing happens
+HEALTH_STATES = ("healthy", "unhealthy", "starting")
+UNIT_STATES = ("active", "activating", "deactivating", "inactive", "failed", "reloading")
+
+
+# --- pure helpers ---------------------------------------------------------------------------------
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """``key=value`` per line or comma-separated; ``#`` comments and blank lines ignored."""
+    out: dict[str, str] = {}
+    for line in text.replace(",", "\n").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        k, v = line.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def parse_meminfo(text: str) -> int | None:
+    for line in text.splitlines():
+        if line.startswith("MemTotal:"):
+            parts = line.split()
+            return int(parts[1]) * 1024 if len(parts) >= 2 and parts[1].isdigit() else None
+    return None
+
+
+def container_unit_name(app: str, service: str, replica: int) -> str:
+    return f"{app}-{service}-{replica}.service"
+
+
+def published_ports(app: App, service: str) -> list[PublishedPort]:
+    return [
+        PublishedPort(container_port=p.target, host_port=p.published, protocol=p.protocol, host_ip=p.host_ip)
+        for p in app.services[service].ports
+        if p.published is not None
+    ]
+
+
+def container_status(
+    p: PlacementRecord,
+    props: UnitProps | None,
+    health: str | None,
+    ports: list[PublishedPort],
+    address: str | None,
+    message: str,
+) -> ContainerStatus:
+    state = props.active if props is not None and props.active in UNIT_STATES else "unknown"
+    if not message and props is not None and props.active == "failed":
+        message = f"unit failed ({props.result or props.sub})"
+    return ContainerStatus(
+        app=p.app,
+        service=p.service,
+        replica=p.replica,
+        host=p.host,
+        unit=container_unit_name(p.app, p.service, p.replica),
+        spec_revision=p.spec_revision,
+        service_hash=p.service_hash,
+        state=state,  # type: ignore[arg-type]
+        sub_state=props.sub if props is not None else "",
+        health=health if health in HEALTH_STATES else "none",  # type: ignore[arg-type]
+        address=address,
+        ports=ports,
+        restarts=props.restarts if props is not None else 0,
+        message=message,
+    )
+
+
+# --- side effects: the host ----------------------------------------------------------------------
+
+
+def sd_notify(message: str) -> bool:
+    """Send ``message`` to systemd's notify socket (no-op without ``NOTIFY_SOCKET``)."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return False
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.connect(addr)
+        s.sendall(message.encode())
+        return True
+    return False
+
+
+def watchdog_interval() -> float | None:
+    """Half of ``WATCHDOG_USEC`` in seconds, when systemd asked for keep-alives for this process."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or not usec.isdigit() or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2e6
+
+
+def host_capacity() -> Capacity:
+    mem = None
+    with contextlib.suppress(OSError):
+        mem = parse_meminfo(Path("/proc/meminfo").read_text())
+    return Capacity(cpus=float(os.cpu_count() or 1), memory=mem)
+
+
+def host_labels() -> dict[str, str]:
+    labels: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        labels.update(parse_labels(LABELS_FILE.read_text()))
+    labels.update(parse_labels(os.environ.get("FUSION_LABELS", "")))
+    return labels
+
+
+def tree_state() -> TreeState:
+    """The booted OSTree deployment (empty when this host is not an OSTree system)."""
+    if not Path("/run/ostree-booted").exists():
+        return TreeState()
+    try:
+        from host.tree import ops  # noqa: PLC0415 (ostree tools are only needed on OSTree hosts)
+
+        deps = ops.status(Path("/sysroot"))
+    except (FusionError, OSError, ValueError) as e:
+        log.warning("cannot read the OSTree status: %s", e)
+        return TreeState()
+    booted = next((d for d in deps if d.booted), None)
+    staged = next((d for d in deps if d.staged), None)
+    rollback = next((d for d in deps if d.rollback), None)
+    return TreeState(
+        osname=booted.osname if booted else None,
+        booted=booted.checksum if booted else None,
+        booted_version=booted.version if booted else None,
+        staged=staged.checksum if staged else None,
+        rollback=rollback.checksum if rollback else None,
+    )
+
+
+def default_podman_args() -> tuple[str, ...]:
+    env = os.environ.get("FUSION_PODMAN_ARGS")
+    if env is not None:
+        return tuple(shlex.split(env))
+    # systemd-nspawn (and other containers) leave cgroupfs read-only: see MACHINE-NOTES.
+    return ("--cgroups=disabled",) if Path("/run/systemd/container").exists() else ()
+
+
+# --- the agent ------------------------------------------------------------------------------------
+
+
+@dataclass
+class AgentConfig:
+    etcd: str
+    host: str
+    address: str | None = None
+    root: str = "/fusion"
+    ttl: int = DEFAULT_TTL
+    unit_dir: Path = Path("/etc/systemd/system")
+    podman_args: tuple[str, ...] = ()
+    refresh: float = REFRESH
+
+
+@dataclass
+class Agent:
+    config: AgentConfig
+    store: Store
+    systemd: Systemd
+    lease: int = 0
+    started_at: float = field(default_factory=time.time)
+    placements: dict[str, PlacementRecord] = field(default_factory=dict)  # key -> record
+    specs: dict[tuple[str, int], App] = field(default_factory=dict)
+    reported: dict[str, ContainerStatus] = field(default_factory=dict)  # status key -> last report
+    messages: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    served_logs: set[str] = field(default_factory=set)
+
+    @property
+    def keys(self) -> Keys:
+        return self.store.keys
+
+    # --- registration -----------------------------------------------------------------------------
+
+    def host_record(self) -> HostRecord:
+        c = self.config
+        return HostRecord(
+            name=c.host,
+            address=c.address,
+            labels=host_labels(),
+            capacity=host_capacity(),
+            tree=tree_state(),
+            agent_version=AGENT_VERSION,
+            started_at=self.started_at,
+            lease_ttl=c.ttl,
+        )
+
+    def acquire_lease(self) -> None:
+        """Reuse the lease of this host's previous agent if it is still alive (an agent restart
+        then changes nothing in etcd), else grant a new one."""
+        with contextlib.suppress(OSError, ValueError, StoreError):
+            old = int(LEASE_FILE.read_text().strip())
+            if old and self.store.lease_keepalive(old) > 0:
+                self.lease = old
+                log.info("kept lease %x", old)
+                return
+        self.lease = self.store.lease_grant(self.config.ttl)
+        self.reported.clear()  # every status must be put again under the new lease
+        with contextlib.suppress(OSError):
+            LEASE_FILE.parent.mkdir(parents=True, exist_ok=True)
+            LEASE_FILE.write_text(f"{self.lease}\n")
+        log.info("granted lease %x (ttl %ss)", self.lease, self.config.ttl)
+
+    def register(self) -> None:
+        self.store.register_host(self.host_record(), self.lease)
+        log.info("registered host %s", self.config.host)
+
+    def keepalive(self) -> None:
+        if self.store.lease_keepalive(self.lease) <= 0:
+            log.warning("lease %x expired: registering again", self.lease)
+            LEASE_FILE.unlink(missing_ok=True)
+            self.acquire_lease()
+            self.register()
+
+    # --- placements -------------------------------------------------------------------------------
+
+    def load_placements(self) -> int:
+        """Range this host's placements; returns the revision to watch from."""
+        kvs, revision = self.store.range(self.keys.placements_prefix(self.config.host))
+        self.placements = {}
+        for kv in kvs:
+            self._put_placement(kv)
+        return revision + 1
+
+    def _put_placement(self, kv: KV) -> None:
+        try:
+            self.placements[kv.key] = PlacementRecord.model_validate_json(kv.value)
+        except ValidationError as e:
+            log.error("ignoring malformed placement %s: %s", kv.key, e.errors()[0]["msg"])
+
+    def apply_events(self, watch: Watch, timeout: float) -> int:
+        events = watch.drain(timeout)
+        for ev in events:
+            if ev.type == "DELETE":
+                self.placements.pop(ev.kv.key, None)
+            else:
+                self._put_placement(ev.kv)
+        return len(events)
+
+    def app(self, name: str, revision: int) -> App | None:
+        key = (name, revision)
+        if key not in self.specs:
+            spec = self.store.spec(name, revision)
+            if spec is None:
+                return None
+            self.specs[key] = App.model_validate(spec.app)
+        return self.specs[key]
+
+    def desired(self) -> dict[str, reconcile.DesiredUnit]:
+        """Every unit this host's placements need, rendered (with their volumes and networks)."""
+        self.messages = {}
+        local: dict[str, dict[str, list[int]]] = {}  # app -> service -> replicas on this host
+        for p in self.placements.values():
+            local.setdefault(p.app, {}).setdefault(p.service, []).append(p.replica)
+        groups: dict[tuple[str, int, str], list[PlacementRecord]] = {}
+        for p in self.placements.values():
+            groups.setdefault((p.app, p.spec_revision, p.service), []).append(p)
+        options = HostOptions(podman_args=self.config.podman_args)
+        out: dict[str, reconcile.DesiredUnit] = {}
+        for (app_name, revision, service), ps in sorted(groups.items()):
+            app = self.app(app_name, revision)
+            if app is None or service not in app.services:
+                for p in ps:
+                    self.messages[(p.app, p.service, p.replica)] = f"spec revision {revision} not found"
+                continue
+            replicas = {s: r for s, r in local[app_name].items() if s in app.services}
+            replicas[service] = sorted(p.replica for p in ps)
+            try:
+                result = render_service(app, service, engine="podman", replicas=replicas, host=options)
+            except RenderError as e:
+                for p in ps:
+                    self.messages[(p.app, p.service, p.replica)] = str(e)
+                continue
+            for w in result.warnings:
+                log.info("%s/%s: %s", app_name, service, w)
+            for name, text in result.files.items():
+                out.setdefault(name, reconcile.desired_unit(name, text))
+        return out
+
+    # --- one pass ---------------------------------------------------------------------------------
+
+    def reconcile(self) -> list[reconcile.Action]:
+        desired = self.desired()
+        observed = self.systemd.observe()
+        actions = reconcile.plan(desired, observed)
+        for a in actions:
+            log.info("%s", a)
+        errors = self.systemd.apply(actions)
+        for e in errors:
+            log.error("%s", e)
+        return actions
+
+    def report(self) -> int:
+        """Put the status of every placement whose report changed; delete reports of containers
+        that are no longer placed here. Returns how many keys were written."""
+        units = {container_unit_name(p.app, p.service, p.replica): p for p in self.placements.values()}
+        props = self.systemd.show(units)
+        health = self.systemd.health() if any(u.active == "active" for u in props.values()) else {}
+        written = 0
+        current: set[str] = set()
+        for unit, p in sorted(units.items()):
+            app = self.specs.get((p.app, p.spec_revision))
+            ports = published_ports(app, p.service) if app and p.service in app.services else []
+            name = container_name(app, p.service, p.replica) if app else f"{p.app}-{p.service}-{p.replica}"
+            status = container_status(
+                p, props.get(unit), health.get(name), ports, self.config.address,
+                self.messages.get((p.app, p.service, p.replica), ""),
+            )
+            key = self.keys.status(p.host, p.app, p.service, p.replica)
+            current.add(key)
+            if self.reported.get(key) == status:
+                continue
+            self.store.put(key, status.model_copy(update={"updated_at": time.time()}).to_json(), lease=self.lease)
+            self.reported[key] = status
+            written += 1
+        stale, _ = self.store.range(self.keys.status_prefix(self.config.host))
+        for kv in stale:
+            if kv.key not in current:
+                self.store.delete(kv.key)
+                self.reported.pop(kv.key, None)
+                written += 1
+        return written
+
+    # --- logs -------------------------------------------------------------------------------------
+
+    def serve_logs(self) -> None:
+        """Answer new LogRequests under ``logs/<host>/`` with one chunk of journal lines
+        (``follow`` is answered like a plain request: the lines so far, then done)."""
+        prefix = self.keys.logs_prefix(self.config.host)
+        kvs, _ = self.store.range(prefix)
+        requests = {kv.key: kv for kv in kvs if "/" not in kv.key[len(prefix) :]}
+        self.served_logs &= set(requests)
+        for key, kv in requests.items():
+            if key in self.served_logs:
+                continue
+            self.served_logs.add(key)
+            request_id = key[len(prefix) :]
+            try:
+                req = LogRequest.model_validate_json(kv.value)
+                lines = self.systemd.journal(req.unit, req.lines)
+                chunk = LogChunk(lines=lines, done=True)
+                lease = req.lease
+            except ValidationError as e:
+                chunk, lease = LogChunk(done=True, error=f"bad request: {e.errors()[0]['msg']}"), kv.lease
+            with contextlib.suppress(StoreError):
+                self.store.put(self.keys.log_chunk(self.config.host, request_id, 1), chunk.to_json(), lease=lease)
+
+
+def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | None = None) -> int:
+    """Register, reconcile, report; with ``once`` stop there, else follow the placements until
+    SIGTERM (or ``max_seconds``)."""
+    store = Store(EtcdConfig.parse(config.etcd), Keys(config.root))
+    agent = Agent(config, store, Systemd(config.unit_dir))
+    agent.acquire_lease()
+    agent.register()
+    start = agent.load_placements()
+    watch = None if once else store.watch(agent.keys.placements_prefix(config.host), start)
+    logs_watch = None if once else store.watch(agent.keys.logs_prefix(config.host), start)
+    stopping: list[int] = []
+    if not once:
+        signal.signal(signal.SIGTERM, lambda sig, frame: stopping.append(sig))
+        signal.signal(signal.SIGINT, lambda sig, frame: stopping.append(sig))
+    try:
+        actions = agent.reconcile()
+        agent.report()
+        log.info("reconciled %d placements: %d actions", len(agent.placements), len(actions))
+        sd_notify(f"READY=1\nSTATUS={len(agent.placements)} containers")
+        if once:
+            return 0
+        assert watch is not None and logs_watch is not None
+        wd = watchdog_interval()
+        tick = min(x for x in (config.ttl / 3, config.refresh, wd) if x is not None)
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        last_keepalive = time.monotonic()
+        while not stopping and (deadline is None or time.monotonic() < deadline):
+            changed = agent.apply_events(watch, tick)
+            if time.monotonic() - last_keepalive >= config.ttl / 3:
+                agent.keepalive()
+                last_keepalive = time.monotonic()
+            if logs_watch.drain(0):
+                agent.serve_logs()
+            if changed:
+                actions = agent.reconcile()
+                log.info("placements changed: %d actions", len(actions))
+            agent.report()
+            sd_notify("WATCHDOG=1")
+        sd_notify("STOPPING=1")
+        return 0
+    finally:
+        for w in (watch, logs_watch):
+            if w is not None:
+                w.cancel()
+
+
+def parse_args(argv: list[str] | None) -> tuple[AgentConfig, argparse.Namespace]:
+    env: Mapping[str, str] = os.environ
+    p = argparse.ArgumentParser(prog="fusion-agent", description="Fusion's host agent")
+    p.add_argument("--etcd", default=env.get("FUSION_ETCD"), help="etcd URL(s) (FUSION_ETCD)")
+    p.add_argument("--host", default=env.get("FUSION_HOST") or socket.gethostname(), help="this host's name")
+    p.add_argument("--address", default=env.get("FUSION_ADDRESS"), help="address others reach this host at")
+    p.add_argument("--root", default=env.get("FUSION_ROOT", "/fusion"), help="etcd key root")
+    p.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="host lease TTL in seconds")
+    p.add_argument("--unit-dir", default="/etc/systemd/system", help="where unit files are written")
+    p.add_argument("--once", action="store_true", help="register, reconcile, report once and exit")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this long (tests)")
+    p.add_argument("--debug", action="store_true")
+    args = p.parse_args(argv)
+    if not args.etcd:
+        p.error("no etcd: pass --etcd URL or set FUSION_ETCD")
+    config = AgentConfig(
+        etcd=args.etcd,
+        host=args.host,
+        address=args.address,
+        root=args.root,
+        ttl=args.ttl,
+        unit_dir=Path(args.unit_dir),
+        podman_args=default_podman_args(),
+    )
+    return config, args
+
+
+def main(argv: list[str] | None = None) -> Any:
+    config, args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        stream=sys.stderr,
+        format="%(levelname)s %(message)s",
+    )
+    try:
+        return run_agent(config, once=args.once, max_seconds=args.max_seconds)
+    except FusionError as e:
+        log.error("%s%s", e, f" (hint: {e.hint})" if getattr(e, "hint", None) else "")
+        sys.exit(getattr(e, "exit_code", 1))

@@ -1,0 +1,177 @@
+"""The one systemd driver of the agent: unit files on disk, ``systemctl``, ``journalctl``, ``podman ps``.
+
+Side effects: everything here. Commands go through :mod:`common.runner`.
+
+Where units go: the agent writes the *rendered* ``.service`` files (units.render, podman engine)
+straight into ``/etc/systemd/system``, not Quadlet ``.container`` files into
+``/etc/containers/systemd``. Reasons: what Fusion rendered (and hashed) is exactly what systemd
+runs — no second generator in between whose output depends on the podman version in the host
+tree; the hash line the agent reads back survives (a generated unit would drop comments); it
+works on hosts whose podman has no Quadlet (Debian 12's 4.3); and ``systemctl enable`` works on
+real files (it refuses generated units). Fusion-managed files are recognised by their first line
+``# X-Fusion-Hash: ...``; the agent never touches any other file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.runner import CommandError, run
+from host.agent.reconcile import HASH_HEADER, Action, ObservedUnit, read_hash
+
+UNIT_DIR = Path("/etc/systemd/system")
+PROPERTIES = ("Id", "ActiveState", "SubState", "NRestarts", "LoadState", "Result")
+START_TIMEOUT = 30.0  # systemctl itself; starts are queued with --no-block
+STOP_TIMEOUT = 150.0
+
+
+@dataclass(frozen=True)
+class UnitProps:
+    name: str
+    active: str = "unknown"
+    sub: str = ""
+    restarts: int = 0
+    load: str = ""
+    result: str = ""
+
+
+def parse_show(text: str) -> dict[str, UnitProps]:
+    """``systemctl show -p Id,... A B`` output (blocks of KEY=VALUE separated by blank lines)."""
+    out: dict[str, UnitProps] = {}
+    for block in text.strip().split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        name = props.get("Id")
+        if not name:
+            continue
+        restarts = props.get("NRestarts", "0")
+        out[name] = UnitProps(
+            name=name,
+            active=props.get("ActiveState", "unknown") or "unknown",
+            sub=props.get("SubState", ""),
+            restarts=int(restarts) if restarts.isdigit() else 0,
+            load=props.get("LoadState", ""),
+            result=props.get("Result", ""),
+        )
+    return out
+
+
+def parse_podman_health(ps_json: str) -> dict[str, str]:
+    """Container name -> health ("healthy", "unhealthy", "starting"), from ``podman ps -a --format json``
+    (the status text ends in "(healthy)" etc. when the container has a check)."""
+    out: dict[str, str] = {}
+    try:
+        entries = json.loads(ps_json or "[]")
+    except ValueError:
+        return out
+    for e in entries or []:
+        status = str(e.get("Status", ""))
+        health = next((h for h in ("unhealthy", "healthy", "starting") if f"({h})" in status), None)
+        if health is None:
+            continue
+        for name in e.get("Names") or []:
+            out[str(name)] = health
+    return out
+
+
+class Systemd:
+    """The host's systemd, for the units the agent manages in ``unit_dir``."""
+
+    def __init__(self, unit_dir: Path = UNIT_DIR, systemctl: str = "systemctl", podman: str = "podman") -> None:
+        self.unit_dir = Path(unit_dir)
+        self.systemctl = systemctl
+        self.podman = podman
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def managed_files(self) -> dict[str, str | None]:
+        """Unit name -> stamped hash, for every Fusion-managed file in ``unit_dir``."""
+        out: dict[str, str | None] = {}
+        if not self.unit_dir.is_dir():
+            return out
+        for path in sorted(self.unit_dir.iterdir()):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            try:
+                with path.open(encoding="utf-8", errors="replace") as f:
+                    first = f.readline()
+            except OSError:
+                continue
+            if first.startswith(HASH_HEADER):
+                out[path.name] = read_hash(first)
+        return out
+
+    def show(self, units: Iterable[str]) -> dict[str, UnitProps]:
+        names = sorted(set(units))
+        if not names:
+            return {}
+        r = run([self.systemctl, "show", "-p", ",".join(PROPERTIES), "--", *names], check=False, timeout=30)
+        return parse_show(r.stdout)
+
+    def observe(self) -> dict[str, ObservedUnit]:
+        files = self.managed_files()
+        props = self.show(files)
+        return {n: ObservedUnit(n, h, props[n].active if n in props else "unknown") for n, h in files.items()}
+
+    def health(self) -> dict[str, str]:
+        r = run([self.podman, "ps", "--all", "--format", "json"], check=False, timeout=30)
+        return parse_podman_health(r.stdout) if r.returncode == 0 else {}
+
+    def journal(self, unit: str, lines: int) -> list[str]:
+        r = run(
+            ["journalctl", "--no-pager", "-o", "cat", "-u", unit, "-n", str(lines)], check=False, timeout=30
+        )
+        return r.stdout.splitlines()
+
+    # --- acting -----------------------------------------------------------------------------------
+
+    def apply(self, actions: Sequence[Action]) -> list[str]:
+        """Carry out ``actions`` in order; returns one error message per action that failed (the
+        rest still run: one bad unit must not stop the others)."""
+        errors: list[str] = []
+        for a in actions:
+            try:
+                self._apply(a)
+            except (CommandError, OSError) as e:
+                errors.append(f"{a}: {e}")
+        return errors
+
+    def _apply(self, a: Action) -> None:
+        if a.kind == "write":
+            assert a.text is not None
+            self.write(a.unit, a.text)
+        elif a.kind == "remove":
+            self.remove(a.unit)
+        elif a.kind == "daemon-reload":
+            run([self.systemctl, "daemon-reload"], timeout=60)
+        elif a.kind == "start":
+            self._enable(a.unit)
+            run([self.systemctl, "start", "--no-block", a.unit], timeout=START_TIMEOUT)
+        elif a.kind == "restart":
+            self._enable(a.unit)
+            run([self.systemctl, "restart", "--no-block", a.unit], timeout=START_TIMEOUT)
+        elif a.kind == "stop":
+            run([self.systemctl, "stop", a.unit], check=False, timeout=STOP_TIMEOUT)
+        else:
+            raise AssertionError(a.kind)
+
+    def write(self, name: str, text: str) -> None:
+        """Write a unit file atomically (temp file + rename in the same directory)."""
+        self.unit_dir.mkdir(parents=True, exist_ok=True)
+        path = self.unit_dir / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+
+    def remove(self, name: str) -> None:
+        run([self.systemctl, "disable", "--", name], check=False, timeout=30)
+        (self.unit_dir / name).unlink(missing_ok=True)
+        run([self.systemctl, "reset-failed", "--", name], check=False, timeout=30)
+
+    def _enable(self, name: str) -> None:
+        text = (self.unit_dir / name).read_text(encoding="utf-8", errors="replace")
+        if "\n[Install]" in text:
+            run([self.systemctl, "enable", "--", name], timeout=30)
