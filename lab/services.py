@@ -23,6 +23,7 @@ from pathlib import Path
 
 from common.runner import spawn
 from lab.state import ETCD_PEER_PORT, ETCD_PORT, REGISTRY_PORT, REPO_PORT, Daemon, LabState
+from orchestrator import etcd_local
 from specs.errors import FusionError
 
 
@@ -98,7 +99,7 @@ def wait_http(url: str, timeout: float, ok: Sequence[int] = (200,), pid: int | N
 
 def _start(state: LabState, name: str, args: list[str], url: str, probe: str) -> Daemon:
     old = state.daemon(name)
-    if old is not None and alive(old.pid, args[0]):
+    if old is not None and alive(old.pid, MARKERS.get(name, args[0])):
         return old
     state.logs.mkdir(parents=True, exist_ok=True)
     log = str(state.logs / f"{name}.log")
@@ -112,15 +113,7 @@ def start_etcd(state: LabState) -> Daemon:
     data = state.fs / "etcd"
     data.mkdir(parents=True, exist_ok=True)
     client, peer = f"http://{b}:{ETCD_PORT}", f"http://{b}:{ETCD_PEER_PORT}"
-    args = [
-        "etcd", "--name", f"fusion-{state.config.name}", "--data-dir", str(data),
-        "--listen-client-urls", client, "--advertise-client-urls", client,
-        "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-        "--initial-cluster", f"fusion-{state.config.name}={peer}",
-        "--initial-cluster-state", "new",
-        # One placement decision is one transaction, and a big deploy has many keys.
-        "--max-txn-ops", "20000", "--max-request-bytes", str(32 * 1024 * 1024),
-    ]
+    args = etcd_local.etcd_args(data, client, peer, name=f"fusion-{state.config.name}")
     return _start(state, "etcd", args, client, f"{client}/health")
 
 

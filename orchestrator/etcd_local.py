@@ -108,6 +108,39 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def etcd_args(
+    data_dir: Path,
+    client_url: str,
+    peer_url: str,
+    *,
+    name: str = "fusion",
+    max_txn_ops: int = MAX_TXN_OPS,
+    tls: Tls | None = None,
+) -> list[str]:
+    """The command line of a one-member etcd (also what the lab runs, on its bridge address)."""
+    tls_args = [] if tls is None else [
+        f"--cert-file={tls.cert}", f"--key-file={tls.key}", f"--trusted-ca-file={tls.ca}", "--client-cert-auth",
+    ]
+    return [
+        ETCD_BINARY,
+        f"--name={name}",
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls={client_url}",
+        f"--advertise-client-urls={client_url}",
+        f"--listen-peer-urls={peer_url}",
+        f"--initial-advertise-peer-urls={peer_url}",
+        f"--initial-cluster={name}={peer_url}",
+        "--initial-cluster-state=new",
+        f"--max-txn-ops={max_txn_ops}",
+        f"--max-request-bytes={MAX_REQUEST_BYTES}",
+        "--quota-backend-bytes=4294967296",
+        "--auto-compaction-mode=revision",
+        "--auto-compaction-retention=100000",
+        "--logger=zap",
+        *tls_args,
+    ]
+
+
 def start(
     data_dir: Path,
     *,
@@ -126,28 +159,8 @@ def start(
     log_path = log_path or data_dir.parent / "etcd.log"
     client = f"{'https' if tls else 'http'}://127.0.0.1:{client_port}"
     peer = f"http://127.0.0.1:{peer_port}"
-    tls_args = [] if tls is None else [
-        f"--cert-file={tls.cert}", f"--key-file={tls.key}", f"--trusted-ca-file={tls.ca}", "--client-cert-auth",
-    ]
     proc = spawn(
-        [
-            ETCD_BINARY,
-            f"--name={name}",
-            f"--data-dir={data_dir}",
-            f"--listen-client-urls={client}",
-            f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}",
-            f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster={name}={peer}",
-            "--initial-cluster-state=new",
-            f"--max-txn-ops={max_txn_ops}",
-            f"--max-request-bytes={MAX_REQUEST_BYTES}",
-            "--quota-backend-bytes=4294967296",
-            "--auto-compaction-mode=revision",
-            "--auto-compaction-retention=100000",
-            "--logger=zap",
-            *tls_args,
-        ],
+        etcd_args(data_dir, client, peer, name=name, max_txn_ops=max_txn_ops, tls=tls),
         log_path=str(log_path),
     )
     deadline = time.monotonic() + timeout

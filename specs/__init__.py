@@ -13,10 +13,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from specs.app import App, Service
-    from specs.errors import InputError, Location, SpecError, SpecErrors
-    from specs.loader import load_app, load_app_text
-    from specs.native import dump_app_json
+    from specs.app import App as App
+    from specs.app import Service as Service
+    from specs.errors import InputError as InputError
+    from specs.errors import Location as Location
+    from specs.errors import SpecError as SpecError
+    from specs.errors import SpecErrors as SpecErrors
+    from specs.loader import load_app as load_app
+    from specs.loader import load_app_text as load_app_text
+    from specs.native import dump_app_json as dump_app_json
 
 # Imported on first use (PEP 562), so that `specs.errors` or `specs.treefile` alone stays cheap
 # for commands that never load an app spec.
