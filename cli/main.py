@@ -50,10 +50,8 @@ class LazyGroup(click.Group):
         module = COMMANDS.get(cmd_name)
         if module is None:
             return None
-        for command in importlib.import_module(module).commands:
-            if command.name == cmd_name:
-                return command
-        return None
+        commands: list[click.Command] = importlib.import_module(module).commands
+        return next((c for c in commands if c.name == cmd_name), None)
 
 
 def _version() -> str:
