@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 import click
 
@@ -54,15 +53,8 @@ class LazyGroup(click.Group):
         return next((c for c in commands if c.name == cmd_name), None)
 
 
-def _version() -> str:
-    try:
-        return version("fusion")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), "--version", prog_name="fusion")
+@click.version_option(package_name="fusion", prog_name="fusion")  # read only when asked
 @click.option("--debug", is_flag=True, help="Show debug logs and tracebacks.")
 @click.pass_context
 def fusion(ctx: click.Context, debug: bool) -> None:

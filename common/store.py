@@ -194,14 +194,17 @@ class Store:
             session.trust_env = False
         if self.config.cert and self.config.key:
             session.cert = (self.config.cert, self.config.key)
-        return etcd3gw.client(
+        client = etcd3gw.client(
             host=parts.hostname,
             port=parts.port,
             protocol=parts.scheme,
             timeout=self.config.timeout,
             api_path="/v3/",  # etcd >= 3.4; saves a /version round trip per client
-            session=session,
         )
+        # Set afterwards, not as client(session=...): Debian trixie's etcd3gw 2.4 (in host trees)
+        # has no such argument; every version keeps its session in this attribute.
+        client.session = session
+        return client
 
     # --- plumbing ---------------------------------------------------------------------------------
 

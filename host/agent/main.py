@@ -62,6 +62,8 @@ LABELS_FILE = Path("/etc/fusion/labels")
 LEASE_FILE = Path("/run/fusion/agent.lease")
 DEFAULT_TTL = 10
 REFRESH = 5.0  # seconds between status refreshes when nothing happens
+RESYNC = 60.0  # seconds between full re-reads of the placements (the watch does the real work)
+ONCE_SETTLE = 90.0  # --once: how long to wait for started units to settle before reporting
 HEALTH_STATES = ("healthy", "unhealthy", "starting")
 UNIT_STATES = ("active", "activating", "deactivating", "inactive", "failed", "reloading")
 
@@ -229,6 +231,7 @@ class Agent:
     reported: dict[str, ContainerStatus] = field(default_factory=dict)  # status key -> last report
     messages: dict[tuple[str, str, int], str] = field(default_factory=dict)
     served_logs: set[str] = field(default_factory=set)
+    last_keepalive: float = field(default_factory=time.monotonic)
 
     @property
     def keys(self) -> Keys:
@@ -269,7 +272,15 @@ class Agent:
         self.store.register_host(self.host_record(), self.lease)
         log.info("registered host %s", self.config.host)
 
+    def heartbeat(self) -> None:
+        """Keep the lease (every ttl/3) and systemd's watchdog alive; called during long work."""
+        now = time.monotonic()
+        if now - self.last_keepalive >= self.config.ttl / 3:
+            self.keepalive()
+        sd_notify("WATCHDOG=1")
+
     def keepalive(self) -> None:
+        self.last_keepalive = time.monotonic()
         if self.store.lease_keepalive(self.lease) <= 0:
             log.warning("lease %x expired: registering again", self.lease)
             LEASE_FILE.unlink(missing_ok=True)
@@ -349,14 +360,24 @@ class Agent:
         actions = reconcile.plan(desired, observed)
         for a in actions:
             log.info("%s", a)
-        errors = self.systemd.apply(actions)
+        errors = self.systemd.apply(actions, self.heartbeat)
         for e in errors:
             log.error("%s", e)
         return actions
 
-    def report(self) -> int:
-        """Put the status of every placement whose report changed; delete reports of containers
-        that are no longer placed here. Returns how many keys were written."""
+    def wait_settled(self, seconds: float) -> None:
+        """Wait (bounded) until no container unit is still activating/deactivating."""
+        units = [container_unit_name(p.app, p.service, p.replica) for p in self.placements.values()]
+        deadline = time.monotonic() + seconds
+        while units and time.monotonic() < deadline:
+            props = self.systemd.show(units)
+            if not any(u.active in ("activating", "deactivating", "reloading") for u in props.values()):
+                return
+            time.sleep(0.5)
+
+    def report(self, cleanup: bool = False) -> int:
+        """Put the status of every placement whose report changed; with ``cleanup``, also delete
+        reports of containers that are no longer placed here. Returns how many keys changed."""
         units = {container_unit_name(p.app, p.service, p.replica): p for p in self.placements.values()}
         props = self.systemd.show(units)
         health = self.systemd.health() if any(u.active == "active" for u in props.values()) else {}
@@ -377,6 +398,8 @@ class Agent:
             self.store.put(key, status.model_copy(update={"updated_at": time.time()}).to_json(), lease=self.lease)
             self.reported[key] = status
             written += 1
+        if not cleanup:
+            return written
         stale, _ = self.store.range(self.keys.status_prefix(self.config.host))
         for kv in stale:
             if kv.key not in current:
@@ -426,7 +449,9 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
         signal.signal(signal.SIGINT, lambda sig, frame: stopping.append(sig))
     try:
         actions = agent.reconcile()
-        agent.report()
+        if once:
+            agent.wait_settled(ONCE_SETTLE)
+        agent.report(cleanup=True)
         log.info("reconciled %d placements: %d actions", len(agent.placements), len(actions))
         sd_notify(f"READY=1\nSTATUS={len(agent.placements)} containers")
         if once:
@@ -435,19 +460,26 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
         wd = watchdog_interval()
         tick = min(x for x in (config.ttl / 3, config.refresh, wd) if x is not None)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        last_keepalive = time.monotonic()
+        last_resync = time.monotonic()
         while not stopping and (deadline is None or time.monotonic() < deadline):
-            changed = agent.apply_events(watch, tick)
-            if time.monotonic() - last_keepalive >= config.ttl / 3:
-                agent.keepalive()
-                last_keepalive = time.monotonic()
-            if logs_watch.drain(0):
-                agent.serve_logs()
-            if changed:
-                actions = agent.reconcile()
-                log.info("placements changed: %d actions", len(actions))
-            agent.report()
-            sd_notify("WATCHDOG=1")
+            try:
+                changed = agent.apply_events(watch, tick)
+                agent.heartbeat()
+                now = time.monotonic()
+                if now - last_resync >= RESYNC:  # a safety net in case the watch stream broke
+                    before = dict(agent.placements)
+                    agent.load_placements()
+                    changed += agent.placements != before
+                    last_resync = now
+                if logs_watch.drain(0):
+                    agent.serve_logs()
+                if changed:
+                    actions = agent.reconcile()
+                    log.info("placements changed: %d actions", len(actions))
+                agent.report(cleanup=bool(changed))
+            except StoreError as e:
+                log.error("%s", e)
+                time.sleep(min(tick, 2.0))
         sd_notify("STOPPING=1")
         return 0
     finally:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,18 +129,20 @@ class Systemd:
 
     # --- acting -----------------------------------------------------------------------------------
 
-    def apply(self, actions: Sequence[Action]) -> list[str]:
+    def apply(self, actions: Sequence[Action], heartbeat: Callable[[], None] = lambda: None) -> list[str]:
         """Carry out ``actions`` in order; returns one error message per action that failed (the
-        rest still run: one bad unit must not stop the others)."""
+        rest still run: one bad unit must not stop the others). ``heartbeat`` is called between
+        actions and while waiting for a stop (the agent keeps its lease and watchdog alive)."""
         errors: list[str] = []
         for a in actions:
             try:
-                self._apply(a)
+                self._apply(a, heartbeat)
             except (CommandError, OSError) as e:
                 errors.append(f"{a}: {e}")
+            heartbeat()
         return errors
 
-    def _apply(self, a: Action) -> None:
+    def _apply(self, a: Action, heartbeat: Callable[[], None]) -> None:
         if a.kind == "write":
             assert a.text is not None
             self.write(a.unit, a.text)
@@ -154,9 +157,20 @@ class Systemd:
             self._enable(a.unit)
             run([self.systemctl, "restart", "--no-block", a.unit], timeout=START_TIMEOUT)
         elif a.kind == "stop":
-            run([self.systemctl, "stop", a.unit], check=False, timeout=STOP_TIMEOUT)
+            self.stop(a.unit, heartbeat)
         else:
             raise AssertionError(a.kind)
+
+    def stop(self, name: str, heartbeat: Callable[[], None], timeout: float = STOP_TIMEOUT) -> None:
+        """Stop a unit and wait (bounded) until it is down, calling ``heartbeat`` meanwhile."""
+        run([self.systemctl, "stop", "--no-block", "--", name], check=False, timeout=30)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            props = self.show([name]).get(name)
+            if props is None or props.active not in ("active", "activating", "deactivating", "reloading"):
+                return
+            heartbeat()
+            time.sleep(0.5)
 
     def write(self, name: str, text: str) -> None:
         """Write a unit file atomically (temp file + rename in the same directory)."""
