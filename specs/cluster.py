@@ -34,7 +34,11 @@ number; ``<rev>`` is zero-padded to 8 digits so keys sort in revision order)::
                                                          named in the request; the last chunk has done=true
                                                          (never, while following).
     <root>/rollouts/<id>/...              (issue 6) the rolling-upgrade state machine
-    <root>/slots/<n>                      (issue 6) reboot slots, owned by a rollout
+                                                         (``rollouts/<id>/state``: the JSON of
+                                                         ``orchestrator.upgrade.machine.RolloutState``)
+    <root>/slots/<n>                      SlotRecord     (issue 6) reboot slot n (0-based, < the slot count):
+                                                         who holds it and why; no lease (released explicitly
+                                                         by its rollout or FleetLock client, never expires)
 
 The agent's side of the contract (fusion-agent on host H):
 
@@ -152,9 +156,9 @@ class Keys:
 
 
 def container_unit(app: str, service: str, replica: int) -> str:
-    """The systemd unit an agent runs a container as (the convention; ``ContainerStatus.unit`` is
-    what the agent actually reports)."""
-    return f"fusion-{app}-{service}-{replica}.service"
+    """The systemd unit an agent runs a container as: Compose's container name ``APP-SERVICE-N``
+    (what units.render names it) plus ``.service``. ``ContainerStatus.unit`` is what the agent reports."""
+    return f"{app}-{service}-{replica}.service"
 
 
 # --- values ---------------------------------------------------------------------------------------
@@ -317,3 +321,17 @@ def endpoints(statuses: list[ContainerStatus], app: str) -> dict[str, list[Endpo
             Endpoint(service=s.service, replica=s.replica, host=s.host, address=s.address, ports=list(s.ports))
         )
     return out
+
+
+# --- rolling upgrades (issue 6) -------------------------------------------------------------------
+
+
+class SlotRecord(_Record):
+    """``<root>/slots/<n>``: a reboot slot is held. ``holder`` is the host (or FleetLock client id)
+    that may reboot; ``owner`` the rollout that took it (None: a FleetLock client holds it itself)."""
+
+    holder: str
+    reason: str = ""
+    owner: str | None = None
+    group: str = "default"  # FleetLock group
+    at: float = 0.0

@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import shlex
 import signal
 import socket
@@ -38,7 +39,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from common.store import KV, EtcdConfig, Store, StoreError, Watch
-from host.agent import reconcile
+from host.agent import discovery, reconcile
+from host.agent.logs import LogServer
 from host.agent.systemd import Systemd, UnitProps
 from specs.app import App
 from specs.cluster import (
@@ -46,11 +48,11 @@ from specs.cluster import (
     ContainerStatus,
     HostRecord,
     Keys,
-    LogChunk,
-    LogRequest,
     PlacementRecord,
     PublishedPort,
     TreeState,
+    container_unit,
+    endpoints,
 )
 from specs.errors import FusionError
 from units.render import HostOptions, RenderError, container_name, render_service
@@ -64,6 +66,7 @@ DEFAULT_TTL = 10
 REFRESH = 5.0  # seconds between status refreshes when nothing happens
 RESYNC = 60.0  # seconds between full re-reads of the placements (the watch does the real work)
 ONCE_SETTLE = 90.0  # --once: how long to wait for started units to settle before reporting
+ADD_HOST = re.compile(r"--add-host=([^:\s]+):(\S+)")
 HEALTH_STATES = ("healthy", "unhealthy", "starting")
 UNIT_STATES = ("active", "activating", "deactivating", "inactive", "failed", "reloading")
 
@@ -91,8 +94,16 @@ def parse_meminfo(text: str) -> int | None:
     return None
 
 
-def container_unit_name(app: str, service: str, replica: int) -> str:
-    return f"{app}-{service}-{replica}.service"
+def parse_add_hosts(unit_text: str) -> dict[str, str]:
+    """The ``--add-host=NAME:ADDRESS`` arguments in a unit file (the addresses chosen before)."""
+    return {m.group(1): m.group(2) for m in ADD_HOST.finditer(unit_text)}
+
+
+def previous_add_hosts(path: Path) -> dict[str, str]:
+    try:
+        return parse_add_hosts(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return {}
 
 
 def published_ports(app: App, service: str) -> list[PublishedPort]:
@@ -119,7 +130,7 @@ def container_status(
         service=p.service,
         replica=p.replica,
         host=p.host,
-        unit=container_unit_name(p.app, p.service, p.replica),
+        unit=container_unit(p.app, p.service, p.replica),
         spec_revision=p.spec_revision,
         service_hash=p.service_hash,
         state=state,  # type: ignore[arg-type]
@@ -230,8 +241,9 @@ class Agent:
     specs: dict[tuple[str, int], App] = field(default_factory=dict)
     reported: dict[str, ContainerStatus] = field(default_factory=dict)  # status key -> last report
     messages: dict[tuple[str, str, int], str] = field(default_factory=dict)
-    served_logs: set[str] = field(default_factory=set)
     last_keepalive: float = field(default_factory=time.monotonic)
+    registered: HostRecord | None = None
+    warned: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def keys(self) -> Keys:
@@ -269,8 +281,17 @@ class Agent:
         log.info("granted lease %x (ttl %ss)", self.lease, self.config.ttl)
 
     def register(self) -> None:
-        self.store.register_host(self.host_record(), self.lease)
+        self.registered = self.host_record()
+        self.store.register_host(self.registered, self.lease)
         log.info("registered host %s", self.config.host)
+
+    def register_if_changed(self) -> None:
+        """Put the registration again when labels, capacity or the OSTree deployments changed."""
+        record = self.host_record()
+        if record != self.registered:
+            self.registered = record
+            self.store.register_host(record, self.lease)
+            log.info("host record changed: registered again")
 
     def heartbeat(self) -> None:
         """Keep the lease (every ttl/3) and systemd's watchdog alive; called during long work."""
@@ -321,6 +342,17 @@ class Agent:
             self.specs[key] = App.model_validate(spec.app)
         return self.specs[key]
 
+    def has_remote_dependencies(self) -> bool:
+        """Whether a container here depends on a service with no replica on this host."""
+        local: dict[str, set[str]] = {}
+        for p in self.placements.values():
+            local.setdefault(p.app, set()).add(p.service)
+        for p in self.placements.values():
+            app = self.specs.get((p.app, p.spec_revision))
+            if app is not None and p.service in app.services and set(app.services[p.service].depends_on) - local[p.app]:
+                return True
+        return False
+
     def desired(self) -> dict[str, reconcile.DesiredUnit]:
         """Every unit this host's placements need, rendered (with their volumes and networks)."""
         self.messages = {}
@@ -330,7 +362,12 @@ class Agent:
         groups: dict[tuple[str, int, str], list[PlacementRecord]] = {}
         for p in self.placements.values():
             groups.setdefault((p.app, p.spec_revision, p.service), []).append(p)
-        options = HostOptions(podman_args=self.config.podman_args)
+        needs_discovery = any(
+            set(app.services[svc].depends_on) - set(local[name])
+            for (name, rev, svc) in groups
+            if (app := self.app(name, rev)) is not None and svc in app.services
+        )
+        ready = {a: endpoints(self.store.statuses(), a) for a in local} if needs_discovery else {}
         out: dict[str, reconcile.DesiredUnit] = {}
         for (app_name, revision, service), ps in sorted(groups.items()):
             app = self.app(app_name, revision)
@@ -340,6 +377,11 @@ class Agent:
                 continue
             replicas = {s: r for s, r in local[app_name].items() if s in app.services}
             replicas[service] = sorted(p.replica for p in ps)
+            first = self.config.unit_dir / container_unit(app_name, service, replicas[service][0])
+            addresses = discovery.remote_dependencies(
+                app, service, set(local[app_name]), ready.get(app_name, {}), previous_add_hosts(first)
+            )
+            options = HostOptions(podman_args=self.config.podman_args + discovery.add_host_args(addresses))
             try:
                 result = render_service(app, service, engine="podman", replicas=replicas, host=options)
             except RenderError as e:
@@ -347,7 +389,9 @@ class Agent:
                     self.messages[(p.app, p.service, p.replica)] = str(e)
                 continue
             for w in result.warnings:
-                log.info("%s/%s: %s", app_name, service, w)
+                if (app_name, w) not in self.warned:
+                    self.warned.add((app_name, w))
+                    log.info("%s/%s: %s", app_name, service, w)
             for name, text in result.files.items():
                 out.setdefault(name, reconcile.desired_unit(name, text))
         return out
@@ -367,7 +411,7 @@ class Agent:
 
     def wait_settled(self, seconds: float) -> None:
         """Wait (bounded) until no container unit is still activating/deactivating."""
-        units = [container_unit_name(p.app, p.service, p.replica) for p in self.placements.values()]
+        units = [container_unit(p.app, p.service, p.replica) for p in self.placements.values()]
         deadline = time.monotonic() + seconds
         while units and time.monotonic() < deadline:
             props = self.systemd.show(units)
@@ -378,7 +422,7 @@ class Agent:
     def report(self, cleanup: bool = False) -> int:
         """Put the status of every placement whose report changed; with ``cleanup``, also delete
         reports of containers that are no longer placed here. Returns how many keys changed."""
-        units = {container_unit_name(p.app, p.service, p.replica): p for p in self.placements.values()}
+        units = {container_unit(p.app, p.service, p.replica): p for p in self.placements.values()}
         props = self.systemd.show(units)
         health = self.systemd.health() if any(u.active == "active" for u in props.values()) else {}
         written = 0
@@ -408,30 +452,6 @@ class Agent:
                 written += 1
         return written
 
-    # --- logs -------------------------------------------------------------------------------------
-
-    def serve_logs(self) -> None:
-        """Answer new LogRequests under ``logs/<host>/`` with one chunk of journal lines
-        (``follow`` is answered like a plain request: the lines so far, then done)."""
-        prefix = self.keys.logs_prefix(self.config.host)
-        kvs, _ = self.store.range(prefix)
-        requests = {kv.key: kv for kv in kvs if "/" not in kv.key[len(prefix) :]}
-        self.served_logs &= set(requests)
-        for key, kv in requests.items():
-            if key in self.served_logs:
-                continue
-            self.served_logs.add(key)
-            request_id = key[len(prefix) :]
-            try:
-                req = LogRequest.model_validate_json(kv.value)
-                lines = self.systemd.journal(req.unit, req.lines)
-                chunk = LogChunk(lines=lines, done=True)
-                lease = req.lease
-            except ValidationError as e:
-                chunk, lease = LogChunk(done=True, error=f"bad request: {e.errors()[0]['msg']}"), kv.lease
-            with contextlib.suppress(StoreError):
-                self.store.put(self.keys.log_chunk(self.config.host, request_id, 1), chunk.to_json(), lease=lease)
-
 
 def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | None = None) -> int:
     """Register, reconcile, report; with ``once`` stop there, else follow the placements until
@@ -442,7 +462,12 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
     agent.register()
     start = agent.load_placements()
     watch = None if once else store.watch(agent.keys.placements_prefix(config.host), start)
-    logs_watch = None if once else store.watch(agent.keys.logs_prefix(config.host), start)
+    logs_prefix = agent.keys.logs_prefix(config.host)
+    logs_watch = None if once else store.watch(logs_prefix, start)
+    logs = LogServer(store, agent.systemd, config.host)
+    # other hosts' reports: where the services our containers depend on run (discovery)
+    own_status = agent.keys.status_prefix(config.host)
+    status_watch = None if once else store.watch(agent.keys.status_prefix(), start)
     stopping: list[int] = []
     if not once:
         signal.signal(signal.SIGTERM, lambda sig, frame: stopping.append(sig))
@@ -456,6 +481,7 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
         sd_notify(f"READY=1\nSTATUS={len(agent.placements)} containers")
         if once:
             return 0
+        logs.serve()  # requests that came before the watch
         assert watch is not None and logs_watch is not None
         wd = watchdog_interval()
         tick = min(x for x in (config.ttl / 3, config.refresh, wd) if x is not None)
@@ -470,12 +496,17 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
                     before = dict(agent.placements)
                     agent.load_placements()
                     changed += agent.placements != before
+                    agent.register_if_changed()
                     last_resync = now
-                if logs_watch.drain(0):
-                    agent.serve_logs()
+                # a request came or went (the agent's own chunks are deeper keys)
+                if any("/" not in ev.kv.key[len(logs_prefix) :] for ev in logs_watch.drain(0)):
+                    logs.serve()
+                assert status_watch is not None
+                if any(not ev.kv.key.startswith(own_status) for ev in status_watch.drain(0)):
+                    changed += agent.has_remote_dependencies()
                 if changed:
                     actions = agent.reconcile()
-                    log.info("placements changed: %d actions", len(actions))
+                    log.info("reconciled after a change: %d actions", len(actions))
                 agent.report(cleanup=bool(changed))
             except StoreError as e:
                 log.error("%s", e)
@@ -483,7 +514,8 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
         sd_notify("STOPPING=1")
         return 0
     finally:
-        for w in (watch, logs_watch):
+        logs.close()
+        for w in (watch, logs_watch, status_watch):
             if w is not None:
                 w.cancel()
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from cli.main import fusion
 from common.store import Store
 from orchestrator import etcd_local, reconcile
-from specs.cluster import ContainerStatus, HostRecord, LogChunk, LogRequest, PlacementRecord
+from specs.cluster import ContainerStatus, HostRecord, LogChunk, LogRequest, PlacementRecord, container_unit
 from specs.errors import FusionError
 
 pytest_plugins = ["etcd_fixture"]
@@ -76,7 +76,7 @@ class Hosts:
             bad = image in self.failing_images
             status = ContainerStatus(
                 app=r.app, service=r.service, replica=r.replica, host=r.host,
-                unit=f"fusion-{r.app}-{r.service}-{r.replica}.service", spec_revision=r.spec_revision,
+                unit=container_unit(r.app, r.service, r.replica), spec_revision=r.spec_revision,
                 service_hash=r.service_hash, state="failed" if bad else "active",
                 sub_state="failed" if bad else "running", message="image pull failed" if bad else "",
             )
