@@ -230,7 +230,7 @@ def test_cordon_hosts_and_logs(store: Store, cluster: Hosts, run, tmp_path: Path
     assert "uncordoned" in run("uncordon", "h1")
     run("deploy", spec(tmp_path), "--timeout", "30")
     out = run("logs", "guestbook/web/1")
-    assert out.splitlines() == ["fusion-guestbook-web-1.service line 0", "fusion-guestbook-web-1.service line 1"]
+    assert out.splitlines() == ["guestbook-web-1.service line 0", "guestbook-web-1.service line 1"]
     out = run("logs", "guestbook/web")
     assert "guestbook/web/2@h" in out and len(out.splitlines()) == 4
     run("logs", "guestbook/nope", code=2)
