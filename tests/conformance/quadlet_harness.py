@@ -1,8 +1,7 @@
 """Conformance harness: Fusion's Quadlet generator against podman 5.4.2's real one.
 
-Side effects: runs processes (the real generator, ours, ``apt-get source``), writes temporary
-directories and the cache of podman's test inputs (``/var/cache/fusion-podman-src``). Used by
-``tests/integration/test_quadlet_conformance.py`` and by ``scripts/fetch-podman-tests``.
+Side effects: runs processes (the real generator, ours) and writes temporary directories. Used by
+``tests/integration/test_quadlet_conformance.py``.
 
 What is compared, per test case (a Quadlet directory):
 
@@ -13,9 +12,8 @@ What is compared, per test case (a Quadlet directory):
   ``--init``...): those are compared after a stable sort by option name
   (:func:`canonical_exec_start`).
 
-podman's own test cases (``test/e2e/quadlet/*.container`` with ``## assert-*`` lines) are not in
-this repository: :func:`podman_tests_dir` finds them, or fetches podman 5.4.2's Debian source once
-and caches it (``scripts/fetch-podman-tests`` does the same by hand).
+podman's own test cases (``test/e2e/quadlet/*.container`` with ``## assert-*`` lines) are kept in
+``podman-quadlet/`` beside this file (see its ``PROVENANCE.txt``).
 """
 
 from __future__ import annotations
@@ -38,10 +36,8 @@ from units.quadlet.container_keys import MAP_DRIVEN_FLAGS, VALUELESS_FLAGS
 from units.unitfile import UnitFile
 
 PODMAN_VERSION = "5.4.2"
-DEBIAN_SOURCE = "podman=5.4.2+ds1-2"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CACHE_DIR = Path(os.environ.get("FUSION_PODMAN_SRC", "/var/cache/fusion-podman-src"))
-TESTS_SUBDIR = Path("test/e2e/quadlet")
+VENDORED_TESTS = Path(__file__).resolve().parent / "podman-quadlet"
 
 
 class HarnessError(RuntimeError):
@@ -53,8 +49,8 @@ class HarnessError(RuntimeError):
 
 
 def real_quadlet() -> Path:
-    """podman 5.4.2's generator wrapper (``shared/tools/real-quadlet`` beside the checkout)."""
-    path = Path(os.environ.get("FUSION_REAL_QUADLET", REPO_ROOT.parent / "shared" / "tools" / "real-quadlet"))
+    """podman 5.4.2's generator: ``$FUSION_REAL_QUADLET``, else the project's ``scripts/real-quadlet``."""
+    path = Path(os.environ.get("FUSION_REAL_QUADLET") or REPO_ROOT / "scripts" / "real-quadlet")
     if not path.exists():
         raise HarnessError(f"the real Quadlet generator wrapper is missing: {path}")
     return path
@@ -446,76 +442,13 @@ def podman_cases() -> list[Case]:
     return cases
 
 
-def _debian_apt_options(cache: Path) -> list[str]:
-    return [
-        f"-o=Dir::Etc::SourceList={cache / 'sources.list'}",
-        "-o=Dir::Etc::SourceParts=/dev/null",
-        f"-o=Dir::State::Lists={cache / 'lists'}",
-        f"-o=Dir::Cache={cache / 'apt-cache'}",
-        "-o=Dir::State::status=/dev/null",
-    ]
-
-
-def fetch_podman_source(cache: Path = CACHE_DIR) -> Path:
-    """Download and unpack podman 5.4.2's Debian source into ``cache`` (idempotent); its root.
-
-    Uses a private apt configuration (a ``deb-src`` line for trixie under ``cache``), so the
-    machine's own apt setup is not touched. Raises :class:`HarnessError` if apt cannot get it.
-    """
-    root = cache / f"podman-{PODMAN_VERSION}"
-    if (root / TESTS_SUBDIR).is_dir():
-        return root
-    for d in (cache / "lists" / "partial", cache / "apt-cache" / "archives" / "partial", cache / "src"):
-        d.mkdir(parents=True, exist_ok=True)
-    (cache / "sources.list").write_text(
-        "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main\n"
-    )
-    opts = _debian_apt_options(cache)
-    res = run(["apt-get", *opts, "update"], check=False, timeout=300)
-    if res.returncode != 0:
-        raise HarnessError(f"apt-get update (trixie sources) failed: {res.stderr.strip()[-500:]}")
-    res = run(
-        ["apt-get", *opts, "source", "--download-only", DEBIAN_SOURCE],
-        check=False,
-        cwd=str(cache / "src"),
-        timeout=600,
-    )
-    if res.returncode != 0:
-        raise HarnessError(
-            f"apt-get source {DEBIAN_SOURCE} failed (is the Debian archive's source pool reachable?): "
-            f"{res.stderr.strip()[-500:]}"
-        )
-    dsc = next((cache / "src").glob("podman_*.dsc"))
-    tmp = cache / "src" / "unpacked"
-    shutil.rmtree(tmp, ignore_errors=True)
-    run(["dpkg-source", "--no-check", "-x", str(dsc), str(tmp)], timeout=600)
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
-    return root
-
-
 def podman_tests_dir() -> Path:
-    """podman 5.4.2's ``test/e2e/quadlet`` inputs, from the first place that has them.
-
-    1. ``$FUSION_PODMAN_TESTS`` (a directory holding the files);
-    2. the unpacked Debian source in the cache (``CACHE/podman-5.4.2/test/e2e/quadlet``);
-    3. a hand-made copy in the cache (``CACHE/quadlet-tests``, with a ``PROVENANCE.txt``);
-    4. otherwise ``apt-get source`` now (:func:`fetch_podman_source`), which raises
-       :class:`HarnessError` if the Debian source pool cannot be reached.
-    """
-    explicit = os.environ.get("FUSION_PODMAN_TESTS")
-    if explicit:
-        path = Path(explicit)
-        if not path.is_dir():
-            raise HarnessError(f"FUSION_PODMAN_TESTS={explicit} is not a directory")
-        return path
-    unpacked = CACHE_DIR / f"podman-{PODMAN_VERSION}" / TESTS_SUBDIR
-    if unpacked.is_dir():
-        return unpacked
-    by_hand = CACHE_DIR / "quadlet-tests"
-    if (by_hand / "PROVENANCE.txt").is_file():
-        return by_hand
-    return fetch_podman_source() / TESTS_SUBDIR
+    """podman 5.4.2's ``test/e2e/quadlet`` inputs: ``$FUSION_PODMAN_TESTS``, else the copy kept
+    beside this harness (``podman-quadlet/``, see its ``PROVENANCE.txt``)."""
+    path = Path(os.environ.get("FUSION_PODMAN_TESTS") or VENDORED_TESTS)
+    if not path.is_dir():
+        raise HarnessError(f"podman's Quadlet test inputs are not a directory: {path}")
+    return path
 
 
 def stage_case(case: Case, tests: Path, dest: Path) -> None:

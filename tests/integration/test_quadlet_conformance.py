@@ -1,14 +1,14 @@
 """Fusion's ``.container`` conversion against podman 5.4.2's real Quadlet generator.
 
-Two corpora, each converted by the real generator (``shared/tools/real-quadlet``) and by ours:
+Two corpora, each converted by the real generator (``scripts/real-quadlet``) and by ours:
 
 * ``tests/conformance/corpus/``: Fusion's own inputs (every ``[Container]`` key, quoting, resets,
   references to ``.volume``/``.network``/``.pod``/``.image``/``.build`` units, drop-ins,
   templates, and one file per error podman reports). One run of each generator, root and
   ``--user``.
 * podman's own test suite (``test/e2e/quadlet/*.container`` of podman 5.4, with their
-  ``## assert-*`` lines), one run per case as podman's ``quadlet_test.go`` does. The inputs are not
-  in this repository: ``tests/conformance/quadlet_harness.py`` finds or fetches them.
+  ``## assert-*`` lines), one run per case as podman's ``quadlet_test.go`` does. The inputs are kept
+  in ``tests/conformance/podman-quadlet/``.
 
 Outputs must be identical, except the order of the options podman writes in random order (Go map
 iteration), which is compared after sorting (see ``canonical_exec_start``). For podman's cases, the

@@ -1,8 +1,8 @@
 """Fusion's Quadlet generator against podman 5.4.2's real one, on the same inputs.
 
 Every case directory under ``tests/unit/test_quadlet_volume_network_pod_cases/`` is run through
-the real generator (``$FUSION_REAL_QUADLET``, else ``scripts/real-quadlet``, else the shared
-``real-quadlet`` wrapper: Debian 13's ``/usr/libexec/podman/quadlet``) and through ``python -m units.quadlet``, with ``-dryrun``:
+the real generator (``$FUSION_REAL_QUADLET``, else ``scripts/real-quadlet``: Debian 13's
+``/usr/libexec/podman/quadlet``) and through ``python -m units.quadlet``, with ``-dryrun``:
 stdout, the exit code and the error lines must be identical. A few cases also run for real (files
 and ``[Install]`` symlinks written to a temporary OUTDIR) and the trees are compared.
 
@@ -33,16 +33,7 @@ from test_quadlet_volume_network_pod import (  # noqa: E402
 )
 
 
-def _find_real() -> str:
-    """The real generator: $FUSION_REAL_QUADLET, or the project's shared real-quadlet beside the checkout."""
-    candidates = [
-        os.environ.get("FUSION_REAL_QUADLET", ""),
-        str(REPO.parent / "shared" / "tools" / "real-quadlet"),
-    ]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), candidates[-1])
-
-
-REAL = _find_real()
+REAL = os.environ.get("FUSION_REAL_QUADLET") or str(REPO / "scripts" / "real-quadlet")
 UPDATE = os.environ.get("FUSION_UPDATE_GOLDEN") == "1"
 
 pytestmark = pytest.mark.integration

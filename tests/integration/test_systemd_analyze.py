@@ -113,7 +113,7 @@ def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
 
 def test_podman_units_match_real_quadlet(tmp_path: Path) -> None:
     """The podman engine's `.service` units are what podman 5.4.2's own Quadlet generator makes from
-    the same `.container`/`.volume`/`.network` files (``shared/tools/real-quadlet``), apart from
+    the same `.container`/`.volume`/`.network` files (``scripts/real-quadlet``), apart from
     the generator's header comment, ``SourcePath=`` (the files came from a directory) and the
     order of the options podman itself writes in random order."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conformance"))
