@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "cordon": "orchestrator.cli",
     "uncordon": "orchestrator.cli",
     "reconcile": "orchestrator.cli",
+    "drain": "orchestrator.upgrade.cli",
+    "upgrade": "orchestrator.upgrade.cli",
     "tree": "host.cli",
     "host": "host.cli",
     "lab": "lab.cli",

@@ -41,6 +41,7 @@ from specs.cluster import (
     Keys,
     PlacementRecord,
     SpecRevision,
+    TreeRequest,
 )
 from specs.errors import FusionError, InputError
 
@@ -362,6 +363,16 @@ class Store:
     def cordons(self) -> dict[str, CordonRecord]:
         prefix = self.keys.cordon_prefix()
         return {kv.key[len(prefix) :]: r for r, kv in self._records(prefix, CordonRecord)}
+
+    def tree_request(self, host: str) -> TreeRequest | None:
+        kv = self.get(self.keys.tree(host))
+        return None if kv is None else TreeRequest.model_validate_json(kv.value)
+
+    def set_tree_request(self, host: str, request: TreeRequest | None) -> None:
+        if request is None:
+            self.delete(self.keys.tree(host))
+        else:
+            self.put(self.keys.tree(host), request.to_json())
 
     def apps(self) -> list[str]:
         """Names of the apps that are deployed now (that have a ``current``)."""

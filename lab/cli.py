@@ -6,7 +6,9 @@ Side effects: through :mod:`lab.ops` only; this module parses options and prints
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 
 import click
@@ -14,8 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from lab import ops, tree
+from lab.frontdoor import FrontDoor, store_backends
+from lab.prober import probe as probe_
 from lab.state import DEFAULT_SUBNET, LabConfig, load
 from orchestrator import etcd_local
+from specs.errors import InputError
 
 _name = click.option("--name", default="lab", show_default=True, help="Which lab (several may coexist).")
 
@@ -161,19 +166,83 @@ def start(name: str, host: str) -> None:
 
 @lab.command("publish")
 @_name
-@click.argument("treefile", type=click.Path(exists=True, dir_okay=False))
-def publish(name: str, treefile: str) -> None:
-    """Compose TREEFILE into the lab repo as a new version the hosts can upgrade to."""
+@click.argument("treefile", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--version", "version", metavar="V",
+              help="Without TREEFILE: publish the hosts' tree again as version V (quick, no compose).")
+@click.option("--broken", is_flag=True, help="With --version: a tree whose health check fails (to see a rollback).")
+def publish(name: str, treefile: str | None, version: str | None, broken: bool) -> None:
+    """Compose TREEFILE into the lab repo as a new version the hosts can upgrade to (or, with
+    --version, publish the current tree again as a new version)."""
+    if (treefile is None) == (version is None):
+        raise InputError("fusion lab publish: give a TREEFILE or --version V (not both)")
+    if broken and version is None:
+        raise InputError("fusion lab publish: --broken goes with --version")
     console = Console(stderr=True)
     state = ops.require(name)
     before = tree.rev_parse(state.repo, state.ref)
-    with _Steps(console) as steps:
-        csum = ops.publish(state, treefile, progress=steps)
+    if version is not None:
+        csum = ops.publish_version(state, version, broken=broken)
+    else:
+        assert treefile is not None
+        with _Steps(console) as steps:
+            csum = ops.publish(state, treefile, progress=steps)
     version = tree.commit_version(state.repo, csum) or "-"
     note = "unchanged: the hosts' tree is already this" if csum == before else "published"
     console.print(f"{note}: {state.ref} {csum[:12]} version {version}; "
-                  "hosts take it with `ostree admin upgrade` and a reboot")
+                  f"move the hosts to it with `fusion upgrade --version {version}`")
     click.echo(csum)
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise InputError(f"--listen {text!r}: write ADDRESS:PORT", hint="e.g. --listen 127.0.0.1:8080")
+    return host, int(port)
+
+
+@lab.command("frontdoor")
+@_name
+@click.option("--port", type=click.IntRange(1, 65535), required=True,
+              help="The host port the app publishes; its ready containers are the backends.")
+@click.option("--listen", metavar="ADDR:PORT", help="Where to listen [default: the lab bridge address, PORT].")
+def frontdoor(name: str, port: int, listen: str | None) -> None:
+    """A load balancer in front of the app's ready containers, until SIGTERM or Ctrl-C.
+
+    Backends come from the lab's etcd (refreshed twice a second); GET and HEAD are retried on the
+    next backend when one fails, so a draining host costs clients nothing.
+    """
+    from common.store import EtcdConfig, Store  # only this command talks to etcd
+
+    state = ops.require(name)
+    store = Store(EtcdConfig.parse(state.etcd_url))
+    address = _address(listen) if listen else (state.bridge_address, port)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    with FrontDoor(store_backends(store, port), address) as door:
+        click.echo(f"front door on {door.url} -> ready containers publishing {port}")
+        while not stopping.wait(0.5):
+            pass
+
+
+@lab.command("probe")
+@click.argument("url")
+@click.option("--rate", type=click.FloatRange(0.1, 1000), default=10, show_default=True,
+              help="Requests per second.")
+@click.option("--duration", type=click.FloatRange(0.1, 86400), default=60, show_default=True,
+              help="Seconds to probe for.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def probe(url: str, rate: float, duration: float, as_json: bool) -> None:
+    """GET URL RATE times a second for DURATION seconds; exit 1 if any request was not answered 200."""
+    report = probe_(url, rate, duration)
+    if as_json:
+        click.echo(report.to_json())
+    else:
+        click.echo(report.summary())
+        for line in report.failures:
+            click.echo(f"  {line}", err=True)
+    if report.failed:
+        sys.exit(1)
 
 
 commands: list[click.Command] = [lab]

@@ -313,6 +313,22 @@ def publish_files(state: LabState, files: dict[str, str], version: str,
     return csum
 
 
+BROKEN_CHECK = "usr/lib/fusion/health.d/50-lab-broken"
+
+
+def publish_version(state: LabState, version: str, *, broken: bool = False) -> str:
+    """A new version of the hosts' tree without composing: the current tree plus a release file
+    (``/usr/lib/fusion/lab-release``). ``broken``: it also carries a health check that always
+    fails, to see a rollout roll a host back."""
+    files = {"usr/lib/fusion/lab-release": f"{version}\n"}
+    modes = {}
+    if broken:
+        files[BROKEN_CHECK] = ("#!/bin/sh\n# `fusion lab publish --broken`: this tree is bad on purpose\n"
+                               f"echo 'lab tree {version} is broken on purpose' >&2\nexit 1\n")
+        modes[BROKEN_CHECK] = 0o755
+    return publish_files(state, files, version, modes)
+
+
 # --- status ----------------------------------------------------------------------------------
 
 class HostStatus(BaseModel):

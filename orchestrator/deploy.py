@@ -52,10 +52,13 @@ def to_hosts(view: ClusterView) -> list[Host]:
     return sorted(out.values(), key=lambda h: h.name)
 
 
-def placement_of(records: Iterable[PlacementRecord], alive: set[str]) -> dict[Slot, str]:
-    """slot -> host from placement records; a slot on several hosts counts where a live one is."""
+def placement_of(records: Iterable[PlacementRecord], alive: set[str],
+                 cordoned: frozenset[str] = frozenset()) -> dict[Slot, str]:
+    """slot -> host from placement records; a slot on several hosts (mid-drain) counts where a live
+    one is, preferably one that is not cordoned (the replacement, not the replica being drained)."""
     out: dict[Slot, str] = {}
-    for r in sorted(records, key=lambda r: (r.app, r.service, r.replica, r.host not in alive, r.host)):
+    for r in sorted(records, key=lambda r: (r.app, r.service, r.replica, r.host not in alive,
+                                            r.host in cordoned, r.host)):
         out.setdefault((r.app, r.service, r.replica), r.host)
     return out
 
@@ -78,7 +81,7 @@ def plan_app(view: ClusterView, app: App, *, partial: bool = False) -> AppPlan:
     other_apps = [a for name, a in sorted(view.apps.items()) if name != app.name]
     other_records = [r for r in view.placements if r.app != app.name and r.host in alive]
     occupied = occupancy(placement_of(other_records, alive), [d for a in other_apps for d in demands(a)])
-    current = placement_of([r for r in view.placements if r.app == app.name], alive)
+    current = placement_of([r for r in view.placements if r.app == app.name], alive, view.cordons)
     wanted = demands(app)
     desired, failures = place_partial(hosts, wanted, current, occupied)
     if failures and not partial:
@@ -183,9 +186,12 @@ def reconcile_steps(view: ClusterView, app: App, revision: int) -> tuple[Step | 
     ap = plan_app(view, app, partial=True)
     # Hosts in assume_alive have not registered yet: their labels are unknown, so nothing is taken
     # off them until they register or the grace period ends.
+    # A replica on a cordoned host that also runs elsewhere is being drained: the drain stops it
+    # once its replacement is healthy, not us.
     waiting = view.assume_alive
+    draining = {c.slot for c in ap.plan.removes if c.old_host in view.cordons and c.slot in ap.desired}
     plan = Plan(ap.plan.creates, (), tuple(c for c in ap.plan.moves if c.old_host not in waiting),
-                tuple(c for c in ap.plan.removes if c.old_host not in waiting),
+                tuple(c for c in ap.plan.removes if c.old_host not in waiting and c.slot not in draining),
                 ap.plan.unchanged + ap.plan.updates)
     if plan.empty:
         return None, ap.failures

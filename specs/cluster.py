@@ -39,6 +39,10 @@ number; ``<rev>`` is zero-padded to 8 digits so keys sort in revision order)::
     <root>/slots/<n>                      SlotRecord     (issue 6) reboot slot n (0-based, < the slot count):
                                                          who holds it and why; no lease (released explicitly
                                                          by its rollout or FleetLock client, never expires)
+    <root>/trees/<host>                   TreeRequest    (issue 6) the OS tree the host's agent must fetch,
+                                                         stage as the next boot's default, or boot (reboot
+                                                         into). Written by the rollout; the agent obeys and
+                                                         reports in HostRecord.tree / .health.
 
 The agent's side of the contract (fusion-agent on host H):
 
@@ -53,7 +57,11 @@ The agent's side of the contract (fusion-agent on host H):
 3. Put ``status/H/<app>/<service>/<n>`` (ContainerStatus, under the host lease) whenever state,
    health or ports change, always carrying the placement's ``service_hash`` and ``spec_revision``
    (the orchestrator waits for exactly that hash to be ``active`` and healthy).
-4. Watch ``logs/H/``: for a new LogRequest, put LogChunk values at ``logs/H/<id>/<seq>`` under the
+4. Watch ``trees/H``: fetch the requested commit, stage it as the default deployment, and for
+   ``boot`` reboot into it -- at most once per request (``by``, ``checksum``): a host that came back
+   on anything else stays there and reports it. Run the host's health checks and report them in
+   ``HostRecord.health``.
+5. Watch ``logs/H/``: for a new LogRequest, put LogChunk values at ``logs/H/<id>/<seq>`` under the
    request's ``lease`` (last one ``done: true``; while ``follow``, keep going until the request key
    disappears).
 
@@ -121,6 +129,9 @@ class Keys:
     def slots_prefix(self) -> str:
         return f"{self.root}/slots/"
 
+    def trees_prefix(self) -> str:
+        return f"{self.root}/trees/"
+
     # keys
     def spec(self, app: str, revision: int) -> str:
         return f"{self.specs_prefix(app)}{revision:0{REV_DIGITS}d}"
@@ -139,6 +150,9 @@ class Keys:
 
     def cordon(self, host: str) -> str:
         return f"{self.root}/cordon/{host}"
+
+    def tree(self, host: str) -> str:
+        return f"{self.root}/trees/{host}"
 
     def log_request(self, host: str, request_id: str) -> str:
         return f"{self.root}/logs/{host}/{request_id}"
@@ -179,6 +193,18 @@ class TreeState(_Record):
     booted_version: str | None = None
     staged: str | None = None  # pending deployment for the next boot, if any
     rollback: str | None = None
+    fetched: str | None = None  # the commit of the host's TreeRequest, once it is in the host's repo
+    origin: str | None = None  # the booted deployment's refspec, "remote:ref"
+    remote_url: str | None = None  # where that remote is (what `fusion upgrade --version` resolves against)
+
+
+class HostHealth(_Record):
+    """The host's own health checks (executables in ``/usr/lib/fusion/health.d`` and
+    ``/etc/fusion/health.d``, greenboot-style: every one must exit 0)."""
+
+    ok: bool = True
+    failed: tuple[str, ...] = ()  # "NAME: last line of its output"
+    checked_at: float = 0.0
 
 
 class HostRecord(_Record):
@@ -189,6 +215,7 @@ class HostRecord(_Record):
     labels: dict[str, str] = {}
     capacity: Capacity = Capacity()
     tree: TreeState = TreeState()
+    health: HostHealth = HostHealth()
     agent_version: str = ""
     started_at: float = 0.0  # when this agent process started
     lease_ttl: int = 10
@@ -334,4 +361,17 @@ class SlotRecord(_Record):
     reason: str = ""
     owner: str | None = None
     group: str = "default"  # FleetLock group
+    at: float = 0.0
+
+
+class TreeRequest(_Record):
+    """``<root>/trees/<host>``: what the host's agent must do with its OS tree.
+
+    ``fetch``: have ``checksum`` in the repo (no other effect). ``stage``: also make it the default
+    deployment (the next boot's). ``boot``: also reboot into it unless it is booted -- once per
+    (``by``, ``checksum``), so a host that fell back (boot counting) is not rebooted again."""
+
+    checksum: str
+    action: Literal["fetch", "stage", "boot"]
+    by: str = ""  # the rollout (or person) that asked
     at: float = 0.0

@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import logging
 import os
-import re
 import shlex
 import signal
 import socket
@@ -39,17 +38,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from common.store import KV, EtcdConfig, Store, StoreError, Watch
-from host.agent import discovery, reconcile
+from host.agent import discovery, reconcile, tree
 from host.agent.logs import LogServer
 from host.agent.systemd import Systemd, UnitProps
 from specs.app import App
 from specs.cluster import (
     Capacity,
     ContainerStatus,
+    HostHealth,
     HostRecord,
     Keys,
     PlacementRecord,
     PublishedPort,
+    TreeRequest,
     TreeState,
     container_unit,
     endpoints,
@@ -65,8 +66,8 @@ LEASE_FILE = Path("/run/fusion/agent.lease")
 DEFAULT_TTL = 10
 REFRESH = 5.0  # seconds between status refreshes when nothing happens
 RESYNC = 60.0  # seconds between full re-reads of the placements (the watch does the real work)
-ONCE_SETTLE = 90.0  # --once: how long to wait for started units to settle before reporting
-ADD_HOST = re.compile(r"--add-host=([^:\s]+):(\S+)")
+ONCE_SETTLE = 90.0
+HEALTH_EVERY = 5.0  # seconds between runs of the host's health checks  # --once: how long to wait for started units to settle before reporting
 HEALTH_STATES = ("healthy", "unhealthy", "starting")
 UNIT_STATES = ("active", "activating", "deactivating", "inactive", "failed", "reloading")
 
@@ -94,14 +95,9 @@ def parse_meminfo(text: str) -> int | None:
     return None
 
 
-def parse_add_hosts(unit_text: str) -> dict[str, str]:
-    """The ``--add-host=NAME:ADDRESS`` arguments in a unit file (the addresses chosen before)."""
-    return {m.group(1): m.group(2) for m in ADD_HOST.finditer(unit_text)}
-
-
 def previous_add_hosts(path: Path) -> dict[str, str]:
     try:
-        return parse_add_hosts(path.read_text(encoding="utf-8", errors="replace"))
+        return reconcile.add_hosts(path.read_text(encoding="utf-8", errors="replace"))
     except OSError:
         return {}
 
@@ -196,9 +192,15 @@ def tree_state() -> TreeState:
         log.warning("cannot read the OSTree status: %s", e)
         return TreeState()
     booted = next((d for d in deps if d.booted), None)
-    staged = next((d for d in deps if d.staged), None)
+    staged = next((d for d in deps if d.staged or d.pending), None)  # what the next boot starts
     rollback = next((d for d in deps if d.rollback), None)
+    remote_url = None
+    if booted is not None and booted.origin and ":" in booted.origin:
+        with contextlib.suppress(FusionError):
+            remote_url = ops.remote_url(Path("/sysroot"), booted.origin.split(":", 1)[0])
     return TreeState(
+        origin=booted.origin if booted else None,
+        remote_url=remote_url,
         osname=booted.osname if booted else None,
         booted=booted.checksum if booted else None,
         booted_version=booted.version if booted else None,
@@ -244,6 +246,9 @@ class Agent:
     last_keepalive: float = field(default_factory=time.monotonic)
     registered: HostRecord | None = None
     warned: set[tuple[str, str]] = field(default_factory=set)
+    health: HostHealth = field(default_factory=HostHealth)
+    tree_request: TreeRequest | None = None
+    reboot: Any = tree.system_reboot  # () -> None
 
     @property
     def keys(self) -> Keys:
@@ -258,7 +263,8 @@ class Agent:
             address=c.address,
             labels=host_labels(),
             capacity=host_capacity(),
-            tree=tree_state(),
+            tree=tree.fetched(self.tree_request, tree_state()),
+            health=self.health,
             agent_version=AGENT_VERSION,
             started_at=self.started_at,
             lease_ttl=c.ttl,
@@ -307,6 +313,33 @@ class Agent:
             LEASE_FILE.unlink(missing_ok=True)
             self.acquire_lease()
             self.register()
+
+    # --- the OS tree and the host's health --------------------------------------------------------
+
+    def check_health(self) -> bool:
+        """Run the health checks; True when the result changed (then registered again)."""
+        health = tree.check_health()
+        if (health.ok, health.failed) == (self.health.ok, self.health.failed):
+            return False
+        self.health = health
+        log.log(logging.INFO if health.ok else logging.WARNING, "host health: %s",
+                "ok" if health.ok else "; ".join(health.failed))
+        return True
+
+    def follow_tree(self) -> None:
+        """Read this host's TreeRequest and carry it out (fetch, stage, or reboot into it)."""
+        kv = self.store.get(self.keys.tree(self.config.host))
+        try:
+            self.tree_request = None if kv is None else TreeRequest.model_validate_json(kv.value)
+        except ValidationError as e:
+            log.error("ignoring malformed tree request %s: %s", kv.key if kv else "", e.errors()[0]["msg"])
+            self.tree_request = None
+        if self.tree_request is not None and Path("/run/ostree-booted").exists():
+            try:
+                tree.obey(self.tree_request, self.reboot)
+            except FusionError as e:
+                log.error("tree request %s: %s", self.tree_request.checksum[:12], e)
+        self.register_if_changed()
 
     # --- placements -------------------------------------------------------------------------------
 
@@ -459,6 +492,7 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
     store = Store(EtcdConfig.parse(config.etcd), Keys(config.root))
     agent = Agent(config, store, Systemd(config.unit_dir))
     agent.acquire_lease()
+    agent.check_health()  # before the first registration: a rollout must never see a stale "ok"
     agent.register()
     start = agent.load_placements()
     watch = None if once else store.watch(agent.keys.placements_prefix(config.host), start)
@@ -468,11 +502,14 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
     # other hosts' reports: where the services our containers depend on run (discovery)
     own_status = agent.keys.status_prefix(config.host)
     status_watch = None if once else store.watch(agent.keys.status_prefix(), start)
+    tree_key = agent.keys.tree(config.host)
+    tree_watch = None if once else store.watch(tree_key, start)
     stopping: list[int] = []
     if not once:
         signal.signal(signal.SIGTERM, lambda sig, frame: stopping.append(sig))
         signal.signal(signal.SIGINT, lambda sig, frame: stopping.append(sig))
     try:
+        agent.follow_tree()
         actions = agent.reconcile()
         if once:
             agent.wait_settled(ONCE_SETTLE)
@@ -486,7 +523,7 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
         wd = watchdog_interval()
         tick = min(x for x in (config.ttl / 3, config.refresh, wd) if x is not None)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        last_resync = time.monotonic()
+        last_resync = last_health = time.monotonic()
         while not stopping and (deadline is None or time.monotonic() < deadline):
             try:
                 changed = agent.apply_events(watch, tick)
@@ -501,7 +538,13 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
                 # a request came or went (the agent's own chunks are deeper keys)
                 if any("/" not in ev.kv.key[len(logs_prefix) :] for ev in logs_watch.drain(0)):
                     logs.serve()
-                assert status_watch is not None
+                assert status_watch is not None and tree_watch is not None
+                if any(ev.kv.key == tree_key for ev in tree_watch.drain(0)):
+                    agent.follow_tree()
+                if now - last_health >= HEALTH_EVERY:
+                    last_health = now
+                    if agent.check_health():
+                        agent.register_if_changed()
                 if any(not ev.kv.key.startswith(own_status) for ev in status_watch.drain(0)):
                     changed += agent.has_remote_dependencies()
                 if changed:
@@ -515,7 +558,7 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
         return 0
     finally:
         logs.close()
-        for w in (watch, logs_watch, status_watch):
+        for w in (watch, logs_watch, status_watch, tree_watch):
             if w is not None:
                 w.cancel()
 

@@ -11,7 +11,11 @@ The plan, in this order:
 2. ``write`` new and changed unit files, ``remove`` the files of unwanted units;
 3. one ``daemon-reload`` if any file changed;
 4. ``start`` new units (and wanted units found ``inactive``), ``restart`` changed ones, both in
-   dependency order (a unit after every desired unit it names in ``After=``/``Requires=``/
+   dependency order. A running unit whose change is only in service discovery (``--add-host``
+   arguments) and ``[Unit]`` dependencies is not restarted: its container's ``/etc/hosts`` is
+   ``refresh``-ed in place and systemd applies the dependencies at the reload (the second stamped
+   line, ``# X-Fusion-Restart-Hash:``, hashes the unit without those). So a dependency moving to
+   another host never restarts every replica of its dependents at once; (a unit after every desired unit it names in ``After=``/``Requires=``/
    ``BindsTo=``/``Wants=``), so that e.g. a volume unit and a database start before the web
    service that depends on them.
 """
@@ -19,14 +23,18 @@ The plan, in this order:
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 HASH_HEADER = "# X-Fusion-Hash: "
+RESTART_HEADER = "# X-Fusion-Restart-Hash: "
+ADD_HOST = re.compile(r"--add-host=([^:\s]+):(\S+)")
+ADD_HOST_ARG = re.compile(r"[ \t]+--add-host=\S+")  # with its separator: a removed one leaves no trace
 DEPENDENCY_KEYS = ("After", "Requires", "BindsTo", "Wants", "Requisite")
 
-ActionKind = Literal["stop", "write", "remove", "daemon-reload", "start", "restart"]
+ActionKind = Literal["stop", "write", "remove", "daemon-reload", "start", "restart", "refresh"]
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,12 @@ class DesiredUnit:
         return unit_hash(self.text)
 
     @property
+    def restart_hash(self) -> str:
+        return unit_hash(restart_relevant(self.text))
+
+    @property
     def file_text(self) -> str:
-        """What goes on disk: the hash line, then the rendered unit."""
+        """What goes on disk: the hash lines, then the rendered unit."""
         return stamp(self.text)
 
 
@@ -56,6 +68,7 @@ class ObservedUnit:
     name: str
     hash: str | None
     state: str = "unknown"
+    restart_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,16 +85,35 @@ def unit_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def restart_relevant(text: str) -> str:
+    """The unit without what changes when dependencies move: ``--add-host`` arguments and the
+    ``[Unit]`` dependency keys."""
+    out, section = [], ""
+    for line in ADD_HOST_ARG.sub("", text).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1]
+        elif section == "Unit" and stripped.split("=", 1)[0].strip() in DEPENDENCY_KEYS:
+            continue
+        out.append(line)
+    return "\n".join(out)
+
+
+def add_hosts(text: str) -> dict[str, str]:
+    """The ``--add-host=NAME:ADDRESS`` arguments of a unit: name -> address."""
+    return {m.group(1): m.group(2) for m in ADD_HOST.finditer(text)}
+
+
 def stamp(text: str) -> str:
-    return f"{HASH_HEADER}{unit_hash(text)}\n{text}"
+    return f"{HASH_HEADER}{unit_hash(text)}\n{RESTART_HEADER}{unit_hash(restart_relevant(text))}\n{text}"
 
 
-def read_hash(file_text: str) -> str | None:
-    """The hash stamped into a unit file's first line (None when it has none)."""
-    first = file_text.split("\n", 1)[0]
-    if not first.startswith(HASH_HEADER):
-        return None
-    return first[len(HASH_HEADER) :].strip() or None
+def read_hash(file_text: str, header: str = HASH_HEADER) -> str | None:
+    """A hash stamped into a unit file's first lines (None when it has none)."""
+    for line in file_text.split("\n", 2)[:2]:
+        if line.startswith(header):
+            return line[len(header) :].strip() or None
+    return None
 
 
 def unit_dependencies(text: str) -> frozenset[str]:
@@ -138,6 +170,8 @@ def plan(desired: Mapping[str, DesiredUnit], observed: Mapping[str, ObservedUnit
     unwanted = sorted(set(observed) - set(desired))
     new = sorted(set(desired) - set(observed))
     changed = sorted(n for n in desired if n in observed and observed[n].hash != desired[n].hash)
+    soft = {n for n in changed if observed[n].state == "active" and observed[n].restart_hash is not None
+            and observed[n].restart_hash == desired[n].restart_hash}
     idle = sorted(
         n for n in desired if n in observed and observed[n].hash == desired[n].hash and observed[n].state == "inactive"
     )
@@ -156,5 +190,8 @@ def plan(desired: Mapping[str, DesiredUnit], observed: Mapping[str, ObservedUnit
         actions.append(Action("daemon-reload"))
     to_start = set(new) | set(idle)
     for name in dependency_order(desired, to_start | set(changed)):
-        actions.append(Action("start" if name in to_start else "restart", name))
+        if name in soft:
+            actions.append(Action("refresh", name, desired[name].text))
+        else:
+            actions.append(Action("start" if name in to_start else "restart", name))
     return actions

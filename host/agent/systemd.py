@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.runner import CommandError, run
-from host.agent.reconcile import HASH_HEADER, Action, ObservedUnit, read_hash
+from host.agent.reconcile import HASH_HEADER, RESTART_HEADER, Action, ObservedUnit, add_hosts, read_hash
 
 UNIT_DIR = Path("/etc/systemd/system")
 PROPERTIES = ("Id", "ActiveState", "SubState", "NRestarts", "LoadState", "Result")
@@ -88,9 +88,9 @@ class Systemd:
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def managed_files(self) -> dict[str, str | None]:
-        """Unit name -> stamped hash, for every Fusion-managed file in ``unit_dir``."""
-        out: dict[str, str | None] = {}
+    def managed_files(self) -> dict[str, tuple[str | None, str | None]]:
+        """Unit name -> (stamped hash, stamped restart hash), for every Fusion-managed file in ``unit_dir``."""
+        out: dict[str, tuple[str | None, str | None]] = {}
         if not self.unit_dir.is_dir():
             return out
         for path in sorted(self.unit_dir.iterdir()):
@@ -98,11 +98,11 @@ class Systemd:
                 continue
             try:
                 with path.open(encoding="utf-8", errors="replace") as f:
-                    first = f.readline()
+                    head = f.readline() + f.readline()
             except OSError:
                 continue
-            if first.startswith(HASH_HEADER):
-                out[path.name] = read_hash(first)
+            if head.startswith(HASH_HEADER):
+                out[path.name] = (read_hash(head), read_hash(head, RESTART_HEADER))
         return out
 
     def show(self, units: Iterable[str]) -> dict[str, UnitProps]:
@@ -115,7 +115,7 @@ class Systemd:
     def observe(self) -> dict[str, ObservedUnit]:
         files = self.managed_files()
         props = self.show(files)
-        return {n: ObservedUnit(n, h, props[n].active if n in props else "unknown") for n, h in files.items()}
+        return {n: ObservedUnit(n, h, props[n].active if n in props else "unknown", r) for n, (h, r) in files.items()}
 
     def health(self) -> dict[str, str]:
         r = run([self.podman, "ps", "--all", "--format", "json"], check=False, timeout=30)
@@ -158,6 +158,9 @@ class Systemd:
             run([self.systemctl, "restart", "--no-block", a.unit], timeout=START_TIMEOUT)
         elif a.kind == "stop":
             self.stop(a.unit, heartbeat)
+        elif a.kind == "refresh":
+            assert a.text is not None
+            self.refresh_hosts(a.unit, add_hosts(a.text))
         else:
             raise AssertionError(a.kind)
 
@@ -171,6 +174,22 @@ class Systemd:
                 return
             heartbeat()
             time.sleep(0.5)
+
+    def refresh_hosts(self, unit: str, entries: dict[str, str]) -> None:
+        """Point a running container's ``--add-host`` names at new addresses without a restart:
+        podman writes those entries first in the container's hosts file (before ``127.0.0.1``);
+        that block is rewritten in place (same inode: the container's bind mount sees it)."""
+        name = unit.removesuffix(".service")
+        r = run([self.podman, "inspect", "--format", "{{.HostsPath}}", name], check=False, timeout=30)
+        path = Path(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 and r.stdout.strip() else None
+        if path is None or not path.is_file():
+            return  # not running as a container of that name: the next start uses the new unit
+        lines = path.read_text().splitlines()
+        start = next((i for i, ln in enumerate(lines) if ln.startswith("127.0.0.1")), 0)
+        new = [f"{addr}\t{host}" for host, addr in sorted(entries.items())] + lines[start:]
+        with path.open("r+") as f:
+            f.write("\n".join(new) + "\n")
+            f.truncate()
 
     def write(self, name: str, text: str) -> None:
         """Write a unit file atomically (temp file + rename in the same directory)."""

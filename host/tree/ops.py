@@ -10,6 +10,9 @@ API (the lab and the agent call these; every function takes the sysroot path fir
     upgrade(sysroot, *, check=False, download_only=False) -> Change
     deploy(sysroot, version_or_checksum) -> Change
     rollback(sysroot) -> Change
+    has_commit(sysroot, checksum) -> bool              # the commit is in the host's repo
+    fetch(sysroot, checksum)                           # pull it from the default deployment's remote
+    make_default(sysroot, checksum) -> Change          # deploy it (or reuse its deployment) for the next boot
     rebase(sysroot, refspec) -> Change
     config_diff(sysroot) -> list[tuple[str, str]]     # ("M", "/etc/motd")
     cleanup(sysroot, *, rollback=False, pending=False) -> list[Deployment]   # removed ones
@@ -262,6 +265,46 @@ def apply_change(sysroot: Path, old: Deployment, base: str, origin: Origin, what
     new_packages = deployed_packages(sysroot, new) if new is not None else packages_of(sysroot, target)
     d = diff(deployed_packages(sysroot, old), new_packages)
     return Change(True, f"{what}: deployed {new.version if new else target[:12]}", old, new, d)
+
+
+def remote_url(sysroot: Path, remote: str) -> str:
+    return ot.ostree([f"--repo={repo_path(sysroot)}", "remote", "show-url", remote],
+                     f"cannot read the URL of remote {remote}").strip()
+
+
+def has_commit(sysroot: Path, checksum: str) -> bool:
+    """Whether the commit object is in the host's repo (a file test: cheap enough to poll)."""
+    if len(checksum) != 64:
+        return False
+    return (repo_path(sysroot) / "objects" / checksum[:2] / f"{checksum[2:]}.commit").exists()
+
+
+def fetch(sysroot: Path, checksum: str) -> None:
+    """Pull ``checksum`` from the remote the default deployment follows (no other effect)."""
+    if has_commit(sysroot, checksum):
+        return
+    origin = origin_of(sysroot, _merge_deployment(sysroot))
+    if origin.remote is None:
+        raise TreeError(f"cannot fetch {checksum[:12]}: the deployment follows no remote ({origin.refspec})")
+    _pull(sysroot, origin.remote, checksum)
+
+
+def make_default(sysroot: Path, checksum: str) -> Change:
+    """Make ``checksum`` the next boot's deployment: an existing deployment of it moves to the
+    front, else it is fetched and deployed (following the same ref as now)."""
+    deps = status(sysroot)
+    if deps and deps[0].checksum == checksum:
+        return Change(False, f"{checksum[:12]} is already the default deployment", deps[0], deps[0])
+    existing = next((d for d in deps if d.checksum == checksum), None)
+    if existing is not None:
+        _make_default(sysroot, existing)
+        return Change(True, f"{existing.version or checksum[:12]} is the default again", deps[0] if deps else None,
+                      default_deployment(sysroot))
+    fetch(sysroot, checksum)
+    merge = _merge_deployment(sysroot)
+    origin = replace(origin_of(sysroot, merge), override_commit=None, base_checksum=None)
+    _deploy(sysroot, merge.osname, checksum, origin)
+    return Change(True, f"deployed {checksum[:12]} for the next boot", merge, default_deployment(sysroot))
 
 
 def upgrade(sysroot: Path, *, check: bool = False, download_only: bool = False) -> Change:

@@ -347,6 +347,8 @@ def step(state: RolloutState, observed: Observations, now: float) -> tuple[Rollo
                 hosts[i] = _move(h, "rolling-back", now, now + state.rollback_timeout,
                                  f"did not boot {state.version} in time; rolling back")
                 actions.append(Rollback(h.name, h.previous))
+            else:
+                actions.append(Reboot(h.name))  # idempotent: the host reboots once per request
         elif h.state == "verifying":
             if obs.registered and obs.booted == state.target and obs.healthy:
                 hosts[i] = _move(h, "done", now, message=f"on {state.version}")

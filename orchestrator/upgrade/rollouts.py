@@ -100,8 +100,10 @@ def observe(store: Store, state: RolloutState, drained: frozenset[str] = frozens
             hosts[h.name] = HostObservation(registered=False)
             continue
         ready = all(s.ready for s in statuses if s.host == h.name)
+        on_target = record.tree.booted == state.target
         hosts[h.name] = HostObservation(booted=record.tree.booted, staged=record.tree.staged,
-                                        healthy=ready and h.name not in unhealthy)
+                                        healthy=ready and record.health.ok and h.name not in unhealthy,
+                                        fetched=on_target or record.tree.fetched == state.target)
     held = frozenset(r.holder for r in slots.holders(store).values() if r.owner == state.id)
     return Observations(hosts=hosts, drained=drained, slots=held)
 

@@ -32,7 +32,6 @@ from test_quadlet_volume_network_pod import (  # noqa: E402
     run_ours,
 )
 
-
 REAL = os.environ.get("FUSION_REAL_QUADLET") or str(REPO / "scripts" / "real-quadlet")
 UPDATE = os.environ.get("FUSION_UPDATE_GOLDEN") == "1"
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from host.agent.discovery import add_host_args, remote_dependencies
-from host.agent.main import container_status, parse_add_hosts, parse_labels, parse_meminfo
+from host.agent.main import container_status, parse_labels, parse_meminfo
+from host.agent.reconcile import add_hosts as parse_add_hosts
 from host.agent.systemd import UnitProps, parse_podman_health, parse_show
 from specs.app import App
 from specs.cluster import Endpoint, PlacementRecord, PublishedPort

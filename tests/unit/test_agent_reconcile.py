@@ -5,13 +5,16 @@ from __future__ import annotations
 import pytest
 
 from host.agent.reconcile import (
+    RESTART_HEADER,
     Action,
     DesiredUnit,
     ObservedUnit,
+    add_hosts,
     dependency_order,
     desired_unit,
     plan,
     read_hash,
+    restart_relevant,
     stamp,
     unit_dependencies,
     unit_hash,
@@ -128,8 +131,31 @@ def test_written_text_carries_the_hash_that_is_read_back() -> None:
     (write,) = [a for a in plan(want(APP), {}) if a.kind == "write" and a.unit == "app-web-1.service"]
     assert write.text == stamp(WEB)
     assert read_hash(write.text) == unit_hash(WEB)
-    assert write.text.split("\n", 1)[1] == WEB
+    assert read_hash(write.text, RESTART_HEADER) == unit_hash(restart_relevant(WEB))
+    assert write.text.split("\n", 2)[2] == WEB
     assert read_hash(WEB) is None
+
+
+def test_a_change_of_discovery_only_refreshes_a_running_unit() -> None:
+    """A dependency moved to another host: new --add-host address and dependency lines, nothing
+    else. The running container is not restarted; its hosts entries are refreshed."""
+    before = WEB.replace("ExecStart=/bin/web", "ExecStart=/x --add-host=redis:10.0.0.1 /bin/web", 1)
+    after = before.replace("10.0.0.1", "10.0.0.2").replace("[Unit]", "[Unit]\nAfter=app-redis-1.service", 1)
+    old = desired_unit("app-web-1.service", before)
+    new = desired_unit("app-web-1.service", after)
+    running = {"app-web-1.service": ObservedUnit("app-web-1.service", old.hash, "active", old.restart_hash)}
+    assert kinds(plan({"app-web-1.service": new}, running)) == [
+        "write app-web-1.service", "daemon-reload", "refresh app-web-1.service"]
+    assert add_hosts(after) == {"redis": "10.0.0.2"}
+    # anything else restarts it; so does a unit stamped by an agent that wrote no restart hash
+    other = desired_unit("app-web-1.service", after.replace("/x", "/y"))
+    assert kinds(plan({"app-web-1.service": other}, running))[-1] == "restart app-web-1.service"
+    # the dependency came to this host: no --add-host any more, a Requires= instead
+    local = desired_unit("app-web-1.service", WEB.replace("ExecStart=/bin/web", "ExecStart=/x /bin/web", 1)
+                         .replace("[Unit]", "[Unit]\nRequires=app-redis-1.service", 1))
+    assert kinds(plan({"app-web-1.service": local}, running))[-1] == "refresh app-web-1.service"
+    legacy = {"app-web-1.service": ObservedUnit("app-web-1.service", old.hash, "active")}
+    assert kinds(plan({"app-web-1.service": new}, legacy))[-1] == "restart app-web-1.service"
 
 
 def test_unit_dependencies_reads_only_the_unit_section() -> None:

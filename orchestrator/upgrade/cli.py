@@ -1,0 +1,195 @@
+"""``fusion upgrade`` (rolling host upgrades) and ``fusion drain``.
+
+Side effects: terminal output, and what ``driver``/``drain`` do in etcd. No logic beyond parsing
+arguments and rendering: the decisions are ``machine.step``'s.
+
+``fusion upgrade --version V`` records a new rollout in etcd and drives it in the foreground with a
+progress display (``--detach``: only record it; ``fusion upgrade resume`` drives it). Killing the
+driver loses nothing: ``fusion upgrade resume`` continues from the saved state.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import uuid
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from common.store import ConflictError, Store
+from orchestrator import drain as drains
+from orchestrator import etcd_local
+from orchestrator.cli import etcd_options
+from orchestrator.upgrade import driver, machine, rollouts, status, versions
+from orchestrator.upgrade.machine import RolloutState
+from specs.errors import FusionError, InputError
+
+
+def _active(store: Store) -> RolloutState:
+    state = rollouts.active(store) or next(iter(reversed(rollouts.all_rollouts(store))), None)
+    if state is None:
+        raise InputError("no rollout", hint="start one with `fusion upgrade --version V`")
+    return state
+
+
+def _follow(store: Store, rollout_id: str, max_seconds: float | None) -> None:
+    """Drive the rollout with a live display; exit 0 when every host is on the version."""
+    console = Console(stderr=True)
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda sig, frame: stopping.append(sig))
+    last: list[str] = []
+
+    def show(state: RolloutState) -> None:
+        if live is not None:
+            live.update(Text(status.render(state, time.time())))
+            return
+        lines = status.render(state, time.time()).splitlines()
+        changed = [ln for ln in lines[2:] if ln.split(" (")[0] not in {x.split(" (")[0] for x in last}]
+        for ln in changed:
+            console.print(ln.strip(), highlight=False, markup=False)
+        last[:] = lines
+
+    live = Live(console=console, refresh_per_second=2, transient=False) if console.is_terminal else None
+    if live is not None:
+        live.start()
+    try:
+        state = driver.drive(store, rollout_id, on_turn=show, say=lambda line: console.print(f"  {line}", highlight=False, markup=False),
+                             stop=lambda: bool(stopping), max_seconds=max_seconds)
+    finally:
+        if live is not None:
+            live.stop()
+    if live is None:
+        console.print(status.render(state, time.time()), highlight=False, markup=False)
+    bad = [h for h in state.hosts if h.state in ("failed", "rolled-back")]
+    if state.phase == "done" and not bad:
+        return
+    if not driver.finished(state):
+        sys.exit(1)  # stopped (signal or --max-seconds): `fusion upgrade resume` continues
+    raise FusionError(f"rollout {state.id} {state.phase}: " + (
+        "; ".join(f"{h.name} {h.state}: {h.message}" for h in bad) or state.message),
+        hint="`fusion upgrade status` for details")
+
+
+@click.group(invoke_without_command=True)
+@click.option("--version", "version", metavar="V", help="The tree version (or commit prefix) to move every host to.")
+@click.option("--max-unavailable", type=click.IntRange(1), default=1, show_default=True,
+              help="Hosts out of service at once.")
+@click.option("--canary", type=click.IntRange(0), default=0, show_default=True,
+              help="Upgrade this many hosts first, then wait for `fusion upgrade approve`.")
+@click.option("--auto-promote", is_flag=True, help="Go on after the canaries without approval.")
+@click.option("--max-failures", type=click.IntRange(1), default=1, show_default=True,
+              help="Halt the rollout after this many hosts failed.")
+@click.option("--window", metavar="SPEC", help='When hosts may start, e.g. "Sat,Sun 02:00-05:00 Europe/Berlin".')
+@click.option("--force", is_flag=True, help="Also try hosts where this version failed before.")
+@click.option("--host", "only", multiple=True, metavar="HOST", help="Only these hosts (repeatable).")
+@click.option("--drain-timeout", type=float, default=600.0, show_default=True)
+@click.option("--boot-timeout", type=float, default=300.0, show_default=True,
+              help="Seconds for a host to come back on the new tree before it is rolled back.")
+@click.option("--verify-timeout", type=float, default=120.0, show_default=True,
+              help="Seconds for a host to be healthy on the new tree before it is rolled back.")
+@click.option("--detach", is_flag=True, help="Record the rollout and return (`fusion upgrade resume` drives it).")
+@click.option("--max-seconds", type=float, default=None, hidden=True)
+@etcd_options
+@click.pass_context
+def upgrade(ctx: click.Context, /, store: Store, version: str | None, only: tuple[str, ...], detach: bool,
+            max_seconds: float | None, **options: Any) -> None:
+    """Move every host to tree version V, a few at a time, keeping the apps up."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = store
+        return
+    if version is None:
+        raise InputError("fusion upgrade: --version is required", hint="or a subcommand: status, pause, resume, abort")
+    running = rollouts.active(store)
+    if running is not None:
+        raise InputError(f"rollout {running.id} (version {running.version}) is not finished",
+                         hint="`fusion upgrade status`; `fusion upgrade resume` or `fusion upgrade abort`")
+    hosts = sorted(store.hosts(), key=lambda h: h.name)
+    if only:
+        missing = sorted(set(only) - {h.name for h in hosts})
+        if missing:
+            raise InputError(f"no registered host {', '.join(missing)}", hint="`fusion hosts` lists them")
+        hosts = [h for h in hosts if h.name in only]
+    if not hosts:
+        raise InputError("no registered host to upgrade", hint="`fusion hosts` lists them")
+    url, ref = versions.source(hosts)
+    target = versions.resolve(url, ref, version, etcd_local.state_dir() / "tree-metadata")
+    now = time.time()
+    state = machine.new_rollout(f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}-{uuid.uuid4().hex[:4]}",
+                                version, target, [h.name for h in hosts], now,
+                                failed_versions=rollouts.failed_versions(store), **options)
+    rollouts.save(store, state, 0)
+    click.echo(f"rollout {state.id}: {len(hosts)} host(s) to {version} ({target[:12]})", err=True)
+    if not detach:
+        _follow(store, state.id, max_seconds)
+
+
+def _command(name: str, change: Any, help_text: str) -> click.Command:
+    @upgrade.command(name, help=help_text)
+    @click.pass_obj
+    def cmd(store: Store) -> None:
+        for _ in range(5):
+            state = _active(store)
+            _, mod = rollouts.load(store, state.id)
+            try:
+                rollouts.save(store, change(state), mod)
+                click.echo(f"rollout {state.id}: {change(state).phase}")
+                return
+            except ConflictError:
+                continue
+
+    return cmd
+
+
+pause = _command("pause", machine.pause, "Start no new hosts (hosts in flight finish).")
+abort = _command("abort", machine.abort, "Stop the rollout: hosts not yet rebooting go back into service.")
+approve = _command("approve", machine.approve, "Go on after the canary hosts.")
+
+
+@upgrade.command("resume")
+@click.option("--max-seconds", type=float, default=None, hidden=True)
+@click.pass_obj
+def resume(store: Store, max_seconds: float | None) -> None:
+    """Resume a paused rollout, or drive an interrupted one to its end."""
+    state = _active(store)
+    if state.phase == "paused":
+        _, mod = rollouts.load(store, state.id)
+        rollouts.save(store, machine.resume(state), mod)
+    _follow(store, state.id, max_seconds)
+
+
+@upgrade.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def status_(store: Store, as_json: bool) -> None:
+    """The newest rollout: per host waiting/draining/staging/rebooting/verifying/done/failed/rolled-back."""
+    state = _active(store)
+    if as_json:
+        click.echo(json.dumps(status.summary(state), indent=2, sort_keys=True))
+    else:
+        click.echo(status.render(state, time.time()))
+
+
+@click.command()
+@click.argument("host")
+@click.option("--timeout", type=float, default=300.0, show_default=True,
+              help="Seconds for the replacements to become healthy.")
+@click.option("--force", is_flag=True, help="Stop containers that cannot be placed elsewhere or do not become healthy.")
+@etcd_options
+def drain(store: Store, host: str, timeout: float, force: bool) -> None:
+    """Cordon HOST and move its containers to other hosts, replacements healthy first."""
+    known = {h.name for h in store.hosts()} | {r.host for r in store.placements()}
+    if host not in known:
+        raise InputError(f"no host {host}", hint="`fusion hosts` lists them")
+    report = drains.drain(store, host, timeout=timeout, force=force, progress=lambda line: click.echo(line, err=True))
+    moved = len(report.moved) + len(report.stopped)
+    click.echo(f"{host} drained: {len(report.moved)} moved, {len(report.stopped)} stopped" if moved
+               else f"{host} drained (nothing ran there); cordoned until `fusion uncordon {host}`")
+
+
+commands: list[click.Command] = [upgrade, drain]
