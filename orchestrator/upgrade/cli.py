@@ -43,17 +43,16 @@ def _follow(store: Store, rollout_id: str, max_seconds: float | None) -> None:
     console = Console(stderr=True)
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda sig, frame: stopping.append(sig))
-    last: list[str] = []
+    shown: dict[str, str] = {}  # host -> the state last printed (without a live display)
 
     def show(state: RolloutState) -> None:
         if live is not None:
             live.update(Text(status.render(state, time.time())))
             return
-        lines = status.render(state, time.time()).splitlines()
-        changed = [ln for ln in lines[2:] if ln.split(" (")[0] not in {x.split(" (")[0] for x in last}]
-        for ln in changed:
-            console.print(ln.strip(), highlight=False, markup=False)
-        last[:] = lines
+        for h in state.hosts:
+            if shown.get(h.name) != h.state:
+                shown[h.name] = h.state
+                console.print(f"{h.name}  {h.state:<12} {h.message}".rstrip(), highlight=False, markup=False)
 
     live = Live(console=console, refresh_per_second=2, transient=False) if console.is_terminal else None
     if live is not None:
@@ -133,15 +132,18 @@ def _command(name: str, change: Any, help_text: str) -> click.Command:
     @upgrade.command(name, help=help_text)
     @click.pass_obj
     def cmd(store: Store) -> None:
-        for _ in range(5):
-            state = _active(store)
-            _, mod = rollouts.load(store, state.id)
+        for attempt in range(5):
+            state, mod = rollouts.load(store, _active(store).id)
+            assert state is not None
+            new = change(state)
             try:
-                rollouts.save(store, change(state), mod)
-                click.echo(f"rollout {state.id}: {change(state).phase}")
-                return
+                rollouts.save(store, new, mod)
             except ConflictError:
+                if attempt == 4:
+                    raise
                 continue
+            click.echo(f"rollout {state.id}: {new.phase}")
+            return
 
     return cmd
 
@@ -156,9 +158,9 @@ approve = _command("approve", machine.approve, "Go on after the canary hosts.")
 @click.pass_obj
 def resume(store: Store, max_seconds: float | None) -> None:
     """Resume a paused rollout, or drive an interrupted one to its end."""
-    state = _active(store)
+    state, mod = rollouts.load(store, _active(store).id)
+    assert state is not None
     if state.phase == "paused":
-        _, mod = rollouts.load(store, state.id)
         rollouts.save(store, machine.resume(state), mod)
     _follow(store, state.id, max_seconds)
 
