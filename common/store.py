@@ -327,9 +327,10 @@ class Store:
 
     # --- watches ----------------------------------------------------------------------------------
 
-    def watch(self, prefix: str, start_revision: int | None = None) -> Watch:
-        """Follow every change under ``prefix`` from ``start_revision`` (inclusive) on."""
-        events: queue.Queue[WatchEvent] = queue.Queue()
+    def watch(self, prefix: str, start_revision: int | None = None, *, into: Watch | None = None) -> Watch:
+        """Follow every change under ``prefix`` from ``start_revision`` (inclusive) on. With
+        ``into``, the events join that watch's queue (one wait for several prefixes)."""
+        events: queue.Queue[WatchEvent] = queue.Queue() if into is None else into._queue
 
         def callback(event: Any) -> None:
             kv = event["kv"]

@@ -37,8 +37,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from common.store import KV, EtcdConfig, Store, StoreError, Watch
-from host.agent import discovery, reconcile, tree
+from common.store import KV, EtcdConfig, Store, StoreError, WatchEvent
+from host.agent import discovery, mesh, reconcile, tree
 from host.agent.logs import LogServer
 from host.agent.systemd import Systemd, UnitProps
 from specs.app import App
@@ -248,6 +248,7 @@ class Agent:
     warned: set[tuple[str, str]] = field(default_factory=set)
     health: HostHealth = field(default_factory=HostHealth)
     tree_request: TreeRequest | None = None
+    routes: dict[int, tuple[str, str]] = field(default_factory=dict)  # the routing mesh's ports
     reboot: Any = tree.system_reboot  # () -> None
 
     @property
@@ -357,8 +358,10 @@ class Agent:
         except ValidationError as e:
             log.error("ignoring malformed placement %s: %s", kv.key, e.errors()[0]["msg"])
 
-    def apply_events(self, watch: Watch, timeout: float) -> int:
-        events = watch.drain(timeout)
+    def apply_events(self, events: list[WatchEvent]) -> int:
+        """Apply the placement events among ``events``; returns how many there were."""
+        prefix = self.keys.placements_prefix(self.config.host)
+        events = [ev for ev in events if ev.kv.key.startswith(prefix)]
         for ev in events:
             if ev.type == "DELETE":
                 self.placements.pop(ev.kv.key, None)
@@ -374,6 +377,17 @@ class Agent:
                 return None
             self.specs[key] = App.model_validate(spec.app)
         return self.specs[key]
+
+    def mesh_routes(self, statuses: list[ContainerStatus]) -> dict[int, tuple[str, str]]:
+        """The published ports this host forwards to other hosts (see ``host.agent.mesh``)."""
+        local_ports: set[int] = set()
+        for p in self.placements.values():
+            app = self.app(p.app, p.spec_revision)
+            if app is not None and p.service in app.services:
+                local_ports.update(pp.host_port for pp in published_ports(app, p.service))
+        self.routes = mesh.mesh_routes(statuses, {(p.app, p.service) for p in self.placements.values()},
+                                       local_ports)
+        return self.routes
 
     def has_remote_dependencies(self) -> bool:
         """Whether a container here depends on a service with no replica on this host."""
@@ -400,8 +414,10 @@ class Agent:
             for (name, rev, svc) in groups
             if (app := self.app(name, rev)) is not None and svc in app.services
         )
-        ready = {a: endpoints(self.store.statuses(), a) for a in local} if needs_discovery else {}
-        out: dict[str, reconcile.DesiredUnit] = {}
+        statuses = self.store.statuses()
+        ready = {a: endpoints(statuses, a) for a in local} if needs_discovery else {}
+        out = {name: reconcile.desired_unit(name, text)
+               for name, text in mesh.mesh_units(self.mesh_routes(statuses)).items()}
         for (app_name, revision, service), ps in sorted(groups.items()):
             app = self.app(app_name, revision)
             if app is None or service not in app.services:
@@ -503,7 +519,8 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
     own_status = agent.keys.status_prefix(config.host)
     status_watch = None if once else store.watch(agent.keys.status_prefix(), start)
     tree_key = agent.keys.tree(config.host)
-    tree_watch = None if once else store.watch(tree_key, start)
+    # tree requests arrive in the placements' queue: the loop wakes for either at once
+    tree_watch = None if once else store.watch(tree_key, start, into=watch)
     stopping: list[int] = []
     if not once:
         signal.signal(signal.SIGTERM, lambda sig, frame: stopping.append(sig))
@@ -526,7 +543,8 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
         last_resync = last_health = time.monotonic()
         while not stopping and (deadline is None or time.monotonic() < deadline):
             try:
-                changed = agent.apply_events(watch, tick)
+                events = watch.drain(tick)
+                changed = agent.apply_events(events)
                 agent.heartbeat()
                 now = time.monotonic()
                 if now - last_resync >= RESYNC:  # a safety net in case the watch stream broke
@@ -538,18 +556,20 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
                 # a request came or went (the agent's own chunks are deeper keys)
                 if any("/" not in ev.kv.key[len(logs_prefix) :] for ev in logs_watch.drain(0)):
                     logs.serve()
-                assert status_watch is not None and tree_watch is not None
-                if any(ev.kv.key == tree_key for ev in tree_watch.drain(0)):
-                    agent.follow_tree()
                 if now - last_health >= HEALTH_EVERY:
                     last_health = now
                     if agent.check_health():
                         agent.register_if_changed()
+                assert status_watch is not None
                 if any(not ev.kv.key.startswith(own_status) for ev in status_watch.drain(0)):
-                    changed += agent.has_remote_dependencies()
+                    routes = agent.routes
+                    changed += agent.has_remote_dependencies() or agent.mesh_routes(store.statuses()) != routes
                 if changed:
                     actions = agent.reconcile()
                     log.info("reconciled after a change: %d actions", len(actions))
+                # after the reconcile: a deployment staged now merges an /etc whose units are current
+                if any(ev.kv.key == tree_key for ev in events):
+                    agent.follow_tree()
                 agent.report(cleanup=bool(changed))
             except StoreError as e:
                 log.error("%s", e)

@@ -7,7 +7,8 @@ never touched (no write, no restart), which is how restarting the agent restarts
 
 The plan, in this order:
 
-1. ``stop`` the units that are no longer wanted (dependents first where known);
+1. ``stop`` the units that are no longer wanted (the driver stops them in one systemd job set:
+   systemd stops dependents first and the rest in parallel);
 2. ``write`` new and changed unit files, ``remove`` the files of unwanted units;
 3. one ``daemon-reload`` if any file changed;
 4. ``start`` new units (and wanted units found ``inactive``), ``restart`` changed ones, both in

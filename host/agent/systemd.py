@@ -134,7 +134,15 @@ class Systemd:
         rest still run: one bad unit must not stop the others). ``heartbeat`` is called between
         actions and while waiting for a stop (the agent keeps its lease and watchdog alive)."""
         errors: list[str] = []
+        stops = [a.unit for a in actions if a.kind == "stop"]
+        if stops:  # the plan puts them first; one job set, so systemd stops them in parallel.
+            # Wait for them only when something starts after them (it may need their port); else
+            # their files go at once (an OSTree deployment staged next merges a current /etc)
+            # and systemd finishes the stop jobs by itself.
+            self.stop(stops, heartbeat, wait=any(a.kind in ("start", "restart") for a in actions))
         for a in actions:
+            if a.kind == "stop":
+                continue
             try:
                 self._apply(a, heartbeat)
             except (CommandError, OSError) as e:
@@ -156,21 +164,22 @@ class Systemd:
         elif a.kind == "restart":
             self._enable(a.unit)
             run([self.systemctl, "restart", "--no-block", a.unit], timeout=START_TIMEOUT)
-        elif a.kind == "stop":
-            self.stop(a.unit, heartbeat)
         elif a.kind == "refresh":
             assert a.text is not None
             self.refresh_hosts(a.unit, add_hosts(a.text))
         else:
             raise AssertionError(a.kind)
 
-    def stop(self, name: str, heartbeat: Callable[[], None], timeout: float = STOP_TIMEOUT) -> None:
-        """Stop a unit and wait (bounded) until it is down, calling ``heartbeat`` meanwhile."""
-        run([self.systemctl, "stop", "--no-block", "--", name], check=False, timeout=30)
-        deadline = time.monotonic() + timeout
+    def stop(self, names: list[str], heartbeat: Callable[[], None], timeout: float = STOP_TIMEOUT,
+             wait: bool = True) -> None:
+        """Stop units (in one job set: systemd orders them by their dependencies and stops the
+        rest in parallel); with ``wait``, wait (bounded) until they are down, calling
+        ``heartbeat`` meanwhile."""
+        run([self.systemctl, "stop", "--no-block", "--", *names], check=False, timeout=30)
+        deadline = time.monotonic() + (timeout if wait else 0)
         while time.monotonic() < deadline:
-            props = self.show([name]).get(name)
-            if props is None or props.active not in ("active", "activating", "deactivating", "reloading"):
+            props = self.show(names)
+            if not any(p.active in ("active", "activating", "deactivating", "reloading") for p in props.values()):
                 return
             heartbeat()
             time.sleep(0.5)

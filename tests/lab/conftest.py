@@ -1,4 +1,5 @@
-"""The lab tier: one 2-host lab, brought up once per session and shared by the tests.
+"""The lab tier: a 2-host lab (``lab``) and a 3-host lab (``lab3``: the cluster and rolling-upgrade
+tests), each brought up once per session, when a test first needs it, and shared.
 
 Needs root (network namespaces, mounts, systemd-nspawn). The lab lives under its own labs dir and
 subnet, so it never meets a lab that a person brought up on the same machine. Its teardown runs
@@ -19,6 +20,8 @@ from lab.state import LabConfig, LabState
 LABS_DIR = "/var/lib/fusion/lab-tests"
 NAME = "t"
 SUBNET = "10.213.9.0/24"
+NAME3 = "u"
+SUBNET3 = "10.213.8.0/24"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -27,16 +30,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.lab)
 
 
-@pytest.fixture(scope="session")
-def lab() -> Iterator[LabState]:
+def _lab(name: str, hosts: int, subnet: str) -> Iterator[LabState]:
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    ops.down(NAME, LABS_DIR)  # a lab left over by an interrupted run
-    treefile = os.environ.get("FUSION_LAB_TREE")  # default: the lab's built-in tree
-    config = LabConfig(name=NAME, hosts=2, subnet=SUBNET, health_deadline=60, max_boot_tries=2)
+    ops.down(name, LABS_DIR)  # a lab left over by an interrupted run
+    treefile = os.environ.get("FUSION_LAB_TREE")  # default: examples/trees/fusion-host.yaml
+    config = LabConfig(name=name, hosts=hosts, subnet=subnet, health_deadline=60, max_boot_tries=2)
     try:
-        state = ops.up(config, treefile=treefile, base=LABS_DIR, wait=240)
-        yield state
+        yield ops.up(config, treefile=treefile, base=LABS_DIR, wait=240)
     finally:
-        left = ops.down(NAME, LABS_DIR)
+        left = ops.down(name, LABS_DIR)
         assert not left, f"lab down left behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[LabState]:
+    yield from _lab(NAME, 2, SUBNET)
+
+
+@pytest.fixture(scope="session")
+def lab3() -> Iterator[LabState]:
+    yield from _lab(NAME3, 3, SUBNET3)

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ from common.store import EtcdConfig, Store
 from lab import ops
 from lab.frontdoor import FrontDoor, store_backends
 from lab.prober import Prober
-from lab.state import LabConfig, LabState
+from lab.state import LabState
 from orchestrator import ops as cluster
 from orchestrator.upgrade import rollouts, slots
 from units.sources import load_any
@@ -34,22 +33,6 @@ from units.sources import load_any
 pytestmark = [pytest.mark.lab]
 
 ROOT = Path(__file__).resolve().parents[2]
-LABS_DIR = "/var/lib/fusion/lab-tests"
-NAME = "u"
-SUBNET = "10.213.8.0/24"
-
-
-@pytest.fixture(scope="module")
-def lab3() -> Iterator[LabState]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    ops.down(NAME, LABS_DIR)
-    config = LabConfig(name=NAME, hosts=3, subnet=SUBNET, health_deadline=60, max_boot_tries=2)
-    try:
-        yield ops.up(config, treefile=os.environ.get("FUSION_LAB_TREE"), base=LABS_DIR, wait=240)
-    finally:
-        left = ops.down(NAME, LABS_DIR)
-        assert not left, f"lab down left behind: {left}"
 
 
 def fusion(lab: LabState, tmp: Path, *args: str) -> subprocess.Popen[str]:

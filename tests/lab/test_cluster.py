@@ -1,0 +1,165 @@
+"""The cluster on a 3-host lab, as a user drives it: the guestbook deployed with ``fusion deploy``
+and reached through every host (the routing mesh), its units under systemd, an agent restart that
+restarts nothing, a spec that cannot be placed, and a killed host whose containers are re-placed
+by ``fusion reconcile`` within the lease TTL + 5 s.
+
+Runs before test_upgrade.py on the same lab and leaves it as it found it (the app removed, every
+host up).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from common.store import EtcdConfig, Store
+from lab import ops
+from lab.state import LabState
+
+pytestmark = [pytest.mark.lab]
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "guestbook"
+T = TypeVar("T")
+
+
+def fusion(lab: LabState, *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FUSION_ETCD": lab.etcd_url}
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=timeout, check=False)
+
+
+def wait_for(what: str, fn: Callable[[], T | None], timeout: float) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.read().decode()
+    except OSError:
+        return None
+
+
+def through_every_host(lab: LabState, hosts: list[str]) -> dict[str, str]:
+    """The guestbook's page through each host's port 8080, once every one of them answers."""
+    addresses = {h.name: h.address for h in lab.hosts if h.name in hosts}
+
+    def pages() -> dict[str, str] | None:
+        got = {name: get(f"http://{addr}:8080/") for name, addr in addresses.items()}
+        return got if all(p and "guestbook" in p.lower() for p in got.values()) else None  # type: ignore[misc]
+
+    return wait_for(f"the guestbook through {', '.join(sorted(addresses))}", pages, timeout=90)
+
+
+def unit_pids(lab: LabState, store: Store) -> dict[str, str]:
+    """host/unit -> MainPID of every guestbook container unit."""
+    out = {}
+    for s in store.statuses(app=APP):
+        pid = ops.run_in(lab, s.host, ["systemctl", "show", "-p", "MainPID", "--value", s.unit]).strip()
+        out[f"{s.host}/{s.unit}"] = pid
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster(lab3: LabState) -> Iterator[tuple[LabState, Store]]:
+    store = Store(EtcdConfig.parse(lab3.etcd_url))
+    try:
+        yield lab3, store
+    finally:
+        fusion(lab3, "rm", APP)
+        wait_for("the app's containers to go", lambda: not store.statuses(app=APP), timeout=120)
+
+
+def test_deploy_and_reach_the_guestbook_through_every_host(cluster: tuple[LabState, Store]) -> None:
+    lab, store = cluster
+    r = fusion(lab, "deploy", str(ROOT / "examples" / "guestbook.yaml"), "--timeout", "300")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = fusion(lab, "ps", APP)
+    assert r.returncode == 0 and r.stdout.count("running") >= 3, r.stdout + r.stderr
+    web_hosts = {s.host for s in store.statuses(app=APP) if s.service == "web"}
+    assert len(web_hosts) == 2
+    pages = through_every_host(lab, [h.name for h in lab.hosts])  # the third one through its mesh unit
+    assert len(pages) == 3
+    (other,) = {h.name for h in lab.hosts} - web_hosts
+    mesh = ops.run_in(lab, other, ["systemctl", "is-active", "fusion-mesh-8080.service"], check=False)
+    assert mesh.strip() == "active"
+    # every container is a plain systemd unit
+    web = next(s for s in store.statuses(app=APP) if s.service == "web")
+    status = ops.run_in(lab, web.host, ["systemctl", "status", "--no-pager", web.unit], check=False)
+    assert "active (running)" in status, status
+
+
+def test_restarting_the_agents_restarts_no_container(cluster: tuple[LabState, Store]) -> None:
+    lab, store = cluster
+    before = unit_pids(lab, store)
+    started = {h.name: h.started_at for h in store.hosts()}
+    for h in lab.hosts:
+        ops.run_in(lab, h.name, ["systemctl", "restart", "fusion-agent.service"])
+    wait_for("every agent to register again", lambda: all(
+        h.started_at > started[h.name] for h in store.hosts()) and len(store.hosts()) == 3, timeout=60)
+    time.sleep(5)  # a pass of every agent's loop
+    assert unit_pids(lab, store) == before
+    assert all(s.ready and s.restarts == 0 for s in store.statuses(app=APP))
+
+
+def test_a_spec_that_cannot_be_placed_fails_clearly_and_changes_nothing(
+        cluster: tuple[LabState, Store], tmp_path: Path) -> None:
+    lab, store = cluster
+    spec = (ROOT / "examples" / "guestbook.yaml").read_text().replace("replicas: 2", "replicas: 4")
+    (tmp_path / "guestbook.yaml").write_text(spec)
+    current = store.current(APP)
+    placements = sorted(r.model_dump_json() for r in store.placements())
+    r = fusion(lab, "deploy", str(tmp_path / "guestbook.yaml"), "--timeout", "30")
+    assert r.returncode != 0
+    assert "max_replicas_per_node" in r.stderr and "web" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 2 and "Traceback" not in r.stderr, r.stderr
+    assert store.current(APP) == current
+    assert sorted(r.model_dump_json() for r in store.placements()) == placements
+
+
+def test_a_killed_host_s_containers_are_replaced_within_the_lease_ttl(cluster: tuple[LabState, Store]) -> None:
+    lab, store = cluster
+    env = {**os.environ, "FUSION_ETCD": lab.etcd_url}
+    controller = subprocess.Popen([sys.executable, "-m", "cli", "reconcile"], cwd=ROOT, env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(3)  # the controller reads the cluster and starts watching
+        victim = next(s.host for s in store.statuses(app=APP) if s.service == "redis")
+        ttl = next(h.lease_ttl for h in store.hosts() if h.name == victim)
+        lost = {(s.service, s.replica) for s in store.statuses(app=APP) if s.host == victim}
+        t0 = time.monotonic()
+        ops.kill(lab, victim)
+        moved = wait_for("the victim's containers placed elsewhere", lambda: all(
+            any(r.host != victim for r in store.placements() if (r.service, r.replica) == key) for key in lost
+        ) and not any(r.host == victim for r in store.placements()), timeout=ttl + 30)
+        elapsed = time.monotonic() - t0
+        assert moved and elapsed <= ttl + 5, f"re-placed after {elapsed:.1f}s (lease TTL {ttl}s)"
+        survivors = [h.name for h in lab.hosts if h.name != victim]
+        wait_for("the moved containers ready", lambda: len(store.statuses(app=APP)) == 3 and all(
+            s.ready and s.host != victim for s in store.statuses(app=APP)), timeout=180)
+        through_every_host(lab, survivors)
+        # the host comes back: nothing of the app runs there any more (the mesh serves it)
+        ops.start(lab, victim)
+        wait_for(f"{victim} to register again", lambda: any(h.name == victim for h in store.hosts()), timeout=120)
+        through_every_host(lab, [h.name for h in lab.hosts])
+        units = ops.run_in(lab, victim, ["systemctl", "list-units", "--no-legend", "--plain", "guestbook-*"])
+        assert not [u for u in units.splitlines() if "-web-" in u or "-redis-" in u], units
+    finally:
+        controller.terminate()
+        out, _ = controller.communicate(timeout=30)
+        print(out[-3000:])
