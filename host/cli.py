@@ -5,7 +5,6 @@ Side effects: only through host.tree (ostree, debootstrap); this module parses o
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +32,8 @@ def _json_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _print_json(data: object) -> None:
+    import json
+
     click.echo(json.dumps(data, indent=2, sort_keys=False))
 
 

@@ -9,6 +9,8 @@ Modules (one job each):
 - ``layering``    ``fusion host install PKG.deb``: local commits re-applied on every upgrade
 - ``status``/``packages``  pure parsers, models and diffs (unit-tested on recorded output)
 - ``ostree``      the ostree command line as typed calls; ``TreeError`` with hints
+- ``commitobj``   commit objects decoded from the repository's files (no ``ostree show`` process)
+- ``bootconfig``  an offline sysroot's boot order from its boot loader entries (no ``ostree admin status``)
 
 For the lab (booting a host from its sysroot with systemd-nspawn)::
 

@@ -24,16 +24,19 @@ Errors are :class:`host.tree.ostree.TreeError` (one line + hint). Every change g
 atomically: when anything fails, the previous default deployment stays the default.
 
 Side effects: runs ``ostree`` (and /usr/bin/python3 with libostree for rollback); writes the sysroot.
+``upgrade`` on an offline sysroot runs only ``ostree pull`` and ``ostree admin deploy``: it reads the
+boot order, commits and refs from the sysroot's files (bootconfig, commitobj, ref files), and takes
+the new deployment's serial from the folder ``ostree admin deploy`` made.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common.runner import CommandError, run
+from host.tree import bootconfig
 from host.tree import ostree as ot
 from host.tree.ostree import TreeError
 from host.tree.packages import (
@@ -52,6 +55,7 @@ from host.tree.status import (
     mark_roles,
     parse_admin_status,
     parse_config_diff,
+    parse_keyfile,
     parse_origin,
     render_origin,
 )
@@ -135,12 +139,41 @@ def status(sysroot: Path, *, commits: dict[str, CommitInfo] | None = None) -> li
         origin_file = deployment_path(sysroot, d).with_name(f"{d.checksum}.{d.serial}.origin")
         origin = parse_origin(origin_file.read_text()) if origin_file.exists() else Origin(refspec=None)
         if d.checksum not in commits:
-            commits[d.checksum] = ot.show(repo_path(sysroot), d.checksum)
+            commits[d.checksum] = ot.show(repo_path(sysroot), d.checksum, content=False)
         info = commits[d.checksum]
         out.append(replace(d, origin=origin.refspec or d.origin, timestamp=info.timestamp,
                            version=d.version or info.version, base_checksum=origin.base_checksum,
                            layered_packages=origin.layered, override_commit=origin.override_commit))
     return mark_roles(out)
+
+
+def _offline_default(sysroot: Path, commits: dict[str, CommitInfo]) -> Deployment | None:
+    """What :func:`status` gives first, for an offline sysroot, read from the boot loader entries
+    (:mod:`host.tree.bootconfig`) instead of ``ostree admin status``. None on a booted host or when
+    anything is unusual (then ask ``status``)."""
+    if _booted_dir(sysroot) is not None:
+        return None
+    _check_sysroot(sysroot)
+    entries = bootconfig.boot_entries(sysroot)
+    if not entries:
+        return None
+    first = entries[0]
+    dep = Deployment(index=0, osname=first.osname, checksum=first.checksum, serial=first.serial, default=True)
+    try:
+        text = deployment_path(sysroot, dep).with_name(f"{dep.checksum}.{dep.serial}.origin").read_text()
+    except OSError:
+        return None
+    keys = parse_keyfile(text)
+    pinned = keys.get(("libostree-transient", "pinned"), "false")
+    if ("origin", "unlocked") in keys or pinned not in ("true", "false"):
+        return None
+    origin = parse_origin(text)
+    if dep.checksum not in commits:
+        commits[dep.checksum] = ot.show(repo_path(sysroot), dep.checksum, content=False)
+    info = commits[dep.checksum]
+    return replace(dep, pinned=pinned == "true", version=info.version, origin=origin.refspec,
+                   timestamp=info.timestamp, base_checksum=origin.base_checksum,
+                   layered_packages=origin.layered, override_commit=origin.override_commit)
 
 
 def _booted_dir(sysroot: Path) -> tuple[int, int] | None:
@@ -236,14 +269,43 @@ def _find_commit(sysroot: Path, remote: str, ref: str, wanted: str) -> str:
 
 def _deploy(sysroot: Path, osname: str, target: str, origin: Origin) -> None:
     tmpdir = repo_path(sysroot) / "tmp"
-    with tempfile.NamedTemporaryFile("w", suffix=".origin", dir=tmpdir if tmpdir.is_dir() else None,
-                                     delete=False) as fh:
-        fh.write(render_origin(origin))
+    origin_file = (tmpdir if tmpdir.is_dir() else Path("/tmp")) / f"fusion-{os.getpid()}-{os.urandom(6).hex()}.origin"
+    fd = os.open(origin_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        ot.admin(sysroot, ["deploy", f"--os={osname}", f"--origin-file={fh.name}", target],
+        with os.fdopen(fd, "w") as fh:
+            fh.write(render_origin(origin))
+        ot.admin(sysroot, ["deploy", f"--os={osname}", f"--origin-file={origin_file}", target],
                  f"cannot deploy {target[:12]}")
     finally:
-        os.unlink(fh.name)
+        origin_file.unlink(missing_ok=True)
+
+
+def _deployment_dirs(sysroot: Path, osname: str) -> set[str]:
+    try:
+        return set(os.listdir(Path(sysroot) / "ostree" / "deploy" / osname / "deploy"))
+    except FileNotFoundError:
+        return set()
+
+
+def _deployed(sysroot: Path, old: Deployment, target: str, origin: Origin, before: set[str], *,
+              commits: dict[str, CommitInfo]) -> Deployment | None:
+    """The deployment ``ostree admin deploy`` just made the default (first in boot order), in an
+    offline sysroot, without asking ``ostree admin status`` again: its folder ``TARGET.SERIAL`` is
+    the one that was not there before. None when that is not clear, or on a booted host (where the
+    booted/pending markers come from ``ostree admin status``): then read the status."""
+    if old.booted or _booted_dir(sysroot) is not None:
+        return None
+    fresh = [n for n in _deployment_dirs(sysroot, old.osname) - before
+             if n.startswith(f"{target}.") and n[len(target) + 1:].isdigit()]
+    if len(fresh) != 1:
+        return None
+    if target not in commits:
+        commits[target] = ot.show(repo_path(sysroot), target, content=False)
+    info = commits[target]
+    return Deployment(index=0, osname=old.osname, checksum=target, serial=int(fresh[0][len(target) + 1:]),
+                      default=True, version=info.version, origin=origin.refspec,
+                      timestamp=info.timestamp, base_checksum=origin.base_checksum,
+                      layered_packages=origin.layered, override_commit=origin.override_commit)
 
 
 def apply_change(sysroot: Path, old: Deployment, base: str, origin: Origin, what: str, *,
@@ -259,9 +321,13 @@ def apply_change(sysroot: Path, old: Deployment, base: str, origin: Origin, what
         origin = replace(origin, base_checksum=None)
     if target == old.checksum and origin == (origin_now or origin_of(sysroot, old)):
         return Change(False, f"No change: {what} is already the default deployment.", old, old)
+    commits = {} if commits is None else commits
+    before = _deployment_dirs(sysroot, old.osname)
     _deploy(sysroot, old.osname, target, origin)
-    after = status(sysroot, commits=commits)
-    new = after[0] if after else None
+    new = _deployed(sysroot, old, target, origin, before, commits=commits)
+    if new is None:
+        after = status(sysroot, commits=commits)
+        new = after[0] if after else None
     new_packages = deployed_packages(sysroot, new) if new is not None else packages_of(sysroot, target)
     d = diff(deployed_packages(sysroot, old), new_packages)
     return Change(True, f"{what}: deployed {new.version if new else target[:12]}", old, new, d)
@@ -311,11 +377,16 @@ def upgrade(sysroot: Path, *, check: bool = False, download_only: bool = False) 
     """Pull the origin ref and deploy it as the new default (re-applying layered packages)."""
     sysroot = Path(sysroot)
     commits: dict[str, CommitInfo] = {}
-    current = status(sysroot, commits=commits)
-    if not current:
-        raise TreeError(f"{sysroot} has no deployment", hint="run `fusion host init --sysroot ... --remote URL --ref REF`")
-    merge = next((d for d in current if d.booted), current[0])
-    default = current[0]
+    default = _offline_default(sysroot, commits)
+    if default is not None:
+        merge = default  # nothing is booted in an offline sysroot
+    else:
+        current = status(sysroot, commits=commits)
+        if not current:
+            raise TreeError(f"{sysroot} has no deployment",
+                            hint="run `fusion host init --sysroot ... --remote URL --ref REF`")
+        merge = next((d for d in current if d.booted), current[0])
+        default = current[0]
     origin = origin_of(sysroot, default)
     if origin.remote is None or origin.ref is None:
         raise TreeError(f"deployment {default.id} follows no remote ({origin.refspec})",

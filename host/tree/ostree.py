@@ -1,8 +1,10 @@
 """The ``ostree`` command line, as typed Python calls.
 
-Side effects: every function here runs ``ostree`` through :func:`common.runner.run`. Failures are
-turned into a one-line :class:`TreeError` with a hint (missing remote, unknown ref, corrupt repo,
-no space) by :func:`explain`.
+Side effects: the functions here run ``ostree`` through :func:`common.runner.run`, except where a
+plain file of the repository answers the same question: :func:`show` and :func:`metadata` read a
+commit object by checksum (:mod:`host.tree.commitobj`), :func:`rev_parse` reads a ref file. Failures
+are turned into a one-line :class:`TreeError` with a hint (missing remote, unknown ref, corrupt
+repo, no space) by :func:`explain`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common.runner import CommandError, run
+from host.tree.commitobj import read_commit
 from host.tree.status import CommitInfo, parse_log, parse_metadata_value, parse_show
 from specs.errors import FusionError
 
@@ -55,7 +58,25 @@ def repo_init(repo: Path, mode: str = "archive") -> None:
         ostree([f"--repo={repo}", "init", f"--mode={mode}"], f"cannot create repository {repo}")
 
 
+def _ref_file(repo: Path, ref: str) -> Path | None:
+    """Where a bare ``REF`` (refs/heads) or ``REMOTE:REF`` (refs/remotes) is stored, if it is."""
+    remote, sep, name = ref.rpartition(":")
+    parts = name.split("/")
+    if not name or "^" in name or any(p in ("", ".", "..") for p in parts) or "/" in remote:
+        return None
+    return Path(repo) / "refs" / (f"remotes/{remote}" if sep else "heads") / name
+
+
 def rev_parse(repo: Path, ref: str) -> str | None:
+    """The commit ``ref`` points to (None: no such ref). A plain ref file answers without ``ostree``."""
+    path = _ref_file(repo, ref)
+    if path is not None:
+        try:
+            csum = path.read_text().strip()
+        except OSError:
+            csum = ""
+        if len(csum) == 64 and all(c in "0123456789abcdef" for c in csum):
+            return csum
     try:
         out = run(["ostree", f"--repo={repo}", "rev-parse", ref], check=False)
     except CommandError as e:
@@ -63,7 +84,12 @@ def rev_parse(repo: Path, ref: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
 
 
-def show(repo: Path, rev: str) -> CommitInfo:
+def show(repo: Path, rev: str, *, content: bool = True) -> CommitInfo:
+    """One commit; by checksum it is read from the object file (the same fields ``ostree show``
+    prints; ``content=False``: the ContentChecksum may be left out)."""
+    info = read_commit(repo, rev, content=content)
+    if info is not None:
+        return info
     return parse_show(ostree([f"--repo={repo}", "show", rev], f"cannot read commit {rev}"))
 
 
@@ -72,6 +98,10 @@ def log(repo: Path, ref: str) -> list[CommitInfo]:
 
 
 def metadata(repo: Path, rev: str, key: str) -> str | None:
+    """A string value of the commit's metadata (None when the commit or the key is missing)."""
+    info = read_commit(repo, rev, content=False)
+    if info is not None:
+        return info.metadata.get(key)
     out = run(["ostree", f"--repo={repo}", "show", f"--print-metadata-key={key}", rev], check=False)
     if out.returncode != 0:
         return None

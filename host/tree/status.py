@@ -5,7 +5,6 @@ Pure functions only (recorded outputs in tests/unit). The shell that runs ``ostr
 
 from __future__ import annotations
 
-import configparser
 import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -206,18 +205,34 @@ class Origin:
         return self.refspec.split(":", 1)[1] if ":" in self.refspec else self.refspec
 
 
+def parse_keyfile(text: str) -> dict[tuple[str, str], str]:
+    """A GLib key file (what ostree writes ``.origin`` files as): ``{(group, key): value}``.
+
+    ``#`` lines are comments, ``[group]`` starts a group, ``key=value`` (spaces around ``=`` dropped);
+    a later duplicate key wins, as in GLib. Raises :class:`FusionError` on any other line."""
+    out: dict[tuple[str, str], str] = {}
+    group = None
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            group = line[1:-1]
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or group is None or not key.strip():
+            raise FusionError(f"unreadable deployment origin: line {n}: {raw!r}")
+        out[(group, key.strip())] = value.strip()
+    return out
+
+
 def parse_origin(text: str) -> Origin:
     """Parse a deployment's ``.origin`` keyfile (``[origin] refspec=``, Fusion's ``[fusion]`` group)."""
-    cp = configparser.ConfigParser(interpolation=None, strict=False)
-    cp.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        cp.read_string(text)
-    except configparser.Error as e:
-        raise FusionError(f"unreadable deployment origin: {e}") from None
-    refspec = cp.get("origin", "refspec", fallback=None)
-    override = cp.get("origin", "override-commit", fallback=None) or None
-    base = cp.get("fusion", "base-checksum", fallback=None) or None
-    layered = tuple(p for p in cp.get("fusion", "layered-packages", fallback="").split(";") if p)
+    kf = parse_keyfile(text)
+    refspec = kf.get(("origin", "refspec"))
+    override = kf.get(("origin", "override-commit")) or None
+    base = kf.get(("fusion", "base-checksum")) or None
+    layered = tuple(p for p in kf.get(("fusion", "layered-packages"), "").split(";") if p)
     return Origin(refspec=refspec, override_commit=override, base_checksum=base, layered=layered)
 
 

@@ -7,14 +7,18 @@ adds `new`; 3 changes a file only.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from common.runner import run
 from host.tree import layering, ops
+from host.tree import ostree as ot
+from host.tree.commitobj import read_commit
 from host.tree.compose import compose
 from host.tree.ostree import TreeError
+from host.tree.status import parse_show
 
 pytestmark = pytest.mark.integration
 REF = "fusion/test/x86_64/busybox"
@@ -52,6 +56,12 @@ def sysroot_v1(tmpfs_dir: Path, tree_repo) -> Path:
 
 def _etc(sysroot: Path, dep) -> Path:
     return ops.deployment_path(sysroot, dep) / "etc"
+
+
+def _assert_default_read_like_ostree(sysroot: Path) -> None:
+    """The default deployment read from the boot loader entries (what `upgrade` starts from) is the
+    first one `ostree admin status` lists."""
+    assert ops._offline_default(sysroot, {}) == ops.status(sysroot)[0]
 
 
 def test_new_user_flow_through_the_cli(tmpfs_dir, tree_repo, fusion):
@@ -92,6 +102,7 @@ def test_new_user_flow_through_the_cli(tmpfs_dir, tree_repo, fusion):
     assert back.version == "1" and (_etc(sysroot, back) / "app.conf").read_text() == "x=1\nlocal=1\n"
     assert "M /etc/app.conf" in fusion("host", "config-diff", "--sysroot", sysroot).stdout
     assert [d.version for d in ops.status(sysroot)] == ["1", "3"]
+    _assert_default_read_like_ostree(sysroot)  # after a reorder by write_deployments
     # nothing is booted in a test sysroot: no reboot is pending
     assert fusion("host", "reboot-required", "--sysroot", sysroot).returncode == 0
 
@@ -111,6 +122,10 @@ def test_deploy_version_checksum_and_unknown(sysroot_v1, tree_repo):
     assert ops.deploy(sysroot_v1, "2").new.version == "2"
     csum = tree_repo["commits"]["3"].checksum
     assert ops.deploy(sysroot_v1, csum[:10]).new.checksum == csum
+    # the same commit again, now following the ref (no override): a second deployment of it
+    again = ops.upgrade(sysroot_v1).new
+    assert again.checksum == csum and again.serial == 1 and again.override_commit is None
+    assert again == ops.status(sysroot_v1)[0]
     before = ops.status(sysroot_v1)
     with pytest.raises(TreeError, match="no version or commit '9' in origin:") as e:
         ops.deploy(sysroot_v1, "9")
@@ -121,14 +136,37 @@ def test_deploy_version_checksum_and_unknown(sysroot_v1, tree_repo):
     assert ops.upgrade(sysroot_v1).new.version == "3"
 
 
+def test_commit_objects_and_refs_read_as_ostree_reads_them(sysroot_v1, tree_repo):
+    """The file readers (commitobj, ref files) give what `ostree show` / `ostree rev-parse` print."""
+    for repo in (tree_repo["repo"], ops.repo_path(sysroot_v1)):
+        objects = sorted(Path(repo, "objects").glob("*/*.commit"))
+        assert objects
+        for obj in objects:
+            csum = obj.parent.name + obj.name.removesuffix(".commit")
+            mine = read_commit(repo, csum)
+            theirs = parse_show(run(["ostree", f"--repo={repo}", "show", csum]).stdout)
+            assert mine is not None and replace(mine, metadata={}) == theirs
+            key = run(["ostree", f"--repo={repo}", "show", "--print-metadata-key=fusion.packages", csum])
+            assert mine.metadata["fusion.packages"] == key.stdout.strip().strip("'")
+    repo = ops.repo_path(sysroot_v1)
+    for ref in (f"origin:{REF}", REF, "origin:no/such/ref"):
+        out = run(["ostree", f"--repo={repo}", "rev-parse", ref], check=False)
+        assert ot.rev_parse(repo, ref) == (out.stdout.strip() if out.returncode == 0 else None)
+
+
 def test_at_most_two_deployments_pin_and_cleanup(sysroot_v1, fusion):
     for v in ("2", "3", "1", "2"):
-        ops.deploy(sysroot_v1, v)
+        change = ops.deploy(sysroot_v1, v)
+        assert change.new == ops.status(sysroot_v1)[0]  # as `ostree admin status` tells it
+        _assert_default_read_like_ostree(sysroot_v1)
         assert len(ops.status(sysroot_v1)) <= 2
     assert fusion("host", "pin", "1", "--sysroot", sysroot_v1).returncode == 0
     pinned = ops.status(sysroot_v1)[1]
     assert pinned.pinned
-    ops.deploy(sysroot_v1, "3")
+    ops.pin(sysroot_v1, 0)
+    _assert_default_read_like_ostree(sysroot_v1)
+    ops.pin(sysroot_v1, 0, False)
+    assert ops.deploy(sysroot_v1, "3").new == ops.status(sysroot_v1)[0]
     deps = ops.status(sysroot_v1)
     assert len(deps) == 3 and any(d.pinned and d.checksum == pinned.checksum for d in deps)
     assert fusion("host", "cleanup", "--sysroot", sysroot_v1).returncode == 0
@@ -165,6 +203,8 @@ def test_layered_package_survives_upgrade_and_uninstall(sysroot_v1, tree_repo, f
     # the upgrade re-applies it on the new base
     change = ops.upgrade(sysroot_v1)
     new = change.new
+    assert new == ops.status(sysroot_v1)[0]
+    _assert_default_read_like_ostree(sysroot_v1)
     assert new.version == "3" and new.layered_packages == ("extra",)
     assert new.base_checksum == tree_repo["commits"]["3"].checksum
     root = ops.deployment_path(sysroot_v1, new)

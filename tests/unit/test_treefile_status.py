@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
+from host.tree.bootconfig import parse_entry
 from host.tree.status import (
     Deployment,
     Origin,
     mark_roles,
     parse_admin_status,
     parse_config_diff,
+    parse_keyfile,
     parse_log,
     parse_metadata_value,
     parse_origin,
@@ -17,6 +21,7 @@ from host.tree.status import (
     render_origin,
     render_status,
 )
+from specs.errors import FusionError
 
 A = "3493b63a070b9c34abf1829297688d129640fbeae86ef839862b52348a0e06f9"
 B = "72b877c069e057f6b608dbaf4bda3a46444b37573a8ea2a76340f7d8f6eea606"
@@ -132,6 +137,19 @@ def test_origin_round_trip():
     assert parse_origin("[origin]\nrefspec=fusion/local\n").remote is None
 
 
+def test_origin_keyfile_as_glib_reads_it():
+    # what ostree writes after `ostree admin pin` / unlock --hotfix: other groups and keys are kept apart
+    text = ("# written by ostree\n[origin]\nrefspec = origin:fusion/x\nunlocked=hotfix\n\n"
+            "[libostree-transient]\npinned=true\n[origin]\noverride-commit=" + A + "\n")
+    assert parse_keyfile(text) == {("origin", "refspec"): "origin:fusion/x", ("origin", "unlocked"): "hotfix",
+                                   ("libostree-transient", "pinned"): "true", ("origin", "override-commit"): A}
+    assert parse_origin(text) == Origin(refspec="origin:fusion/x", override_commit=A)
+    assert parse_origin("") == Origin(refspec=None)
+    for bad in ("refspec=x\n", "[origin]\nno equals sign\n", "[origin]\n=value\n"):
+        with pytest.raises(FusionError, match="unreadable deployment origin: line"):
+            parse_origin(bad)
+
+
 def test_config_diff():
     text = "M    hello.conf\nA    added/dir/x.conf\nD    gone.conf\n"
     assert parse_config_diff(text) == [("A", "/etc/added/dir/x.conf"), ("D", "/etc/gone.conf"),
@@ -160,3 +178,18 @@ def test_json_has_rpm_ostree_fields():
                 "booted", "staged", "pinned", "unlocked", "packages", "requested-local-packages"):
         assert key in d
     assert d["booted"] is True and d["base-checksum"] == B
+
+
+# recorded: boot/loader/entries/ostree-2-fusion.conf of an offline sysroot after an upgrade
+BOOT_ENTRY = """title Debian GNU/Linux 13 (trixie) bench-2 (ostree:0)
+version 2
+options ostree=/ostree/boot.0/fusion/e1efc6ed2c2fcfe9d5566768e4daaf0ab5069b9edd7dbff4a9c70aaa2ddae375/0
+linux /ostree/fusion-e1efc6ed2c2fcfe9d5566768e4daaf0ab5069b9edd7dbff4a9c70aaa2ddae375/vmlinuz-0.0.0-fusion-placeholder
+"""
+
+
+def test_boot_entry():
+    assert parse_entry(BOOT_ENTRY) == (
+        2, "/ostree/boot.0/fusion/e1efc6ed2c2fcfe9d5566768e4daaf0ab5069b9edd7dbff4a9c70aaa2ddae375/0")
+    assert parse_entry("title x\nversion 3\noptions quiet rw\n") is None  # not an ostree entry
+    assert parse_entry(BOOT_ENTRY.replace("version 2", "version two")) is None
