@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 
 from common.store import EtcdConfig, Store, StoreError
 from specs.cluster import ContainerStatus, Keys
+from specs.cluster import endpoints as ready_replicas
 from units.systemd import quote_args
 
 log = logging.getLogger("fusion-mesh")
@@ -49,7 +50,7 @@ def mesh_routes(statuses: Iterable[ContainerStatus], local_services: set[tuple[s
     for s in statuses:
         for p in s.ports:
             if p.protocol == "tcp":
-                    seen.setdefault(p.host_port, set()).add((s.app, s.service))
+                seen.setdefault(p.host_port, set()).add((s.app, s.service))
     return {
         port: next(iter(owners))
         for port, owners in sorted(seen.items())
@@ -92,11 +93,10 @@ class Endpoints:
         self._addresses: list[str] = []
         self._turn = itertools.count()
 
-    def update(self, statuses: Iterable[ContainerStatus]) -> None:
+    def update(self, statuses: list[ContainerStatus]) -> None:
         found = sorted({
-            s.address for s in statuses
-            if s.app == self.app and s.service == self.service and s.ready and s.address and s.host != self.own_host
-            and any(p.host_port == self.port for p in s.ports)
+            e.address for e in ready_replicas(statuses, self.app).get(self.service, [])
+            if e.address and e.host != self.own_host and any(p.host_port == self.port for p in e.ports)
         })
         with self._lock:
             if found != self._addresses:
@@ -155,13 +155,13 @@ class Server(socketserver.ThreadingTCPServer):
 
 
 def follow(store: Store, endpoints: Endpoints, stop: threading.Event) -> None:
-    """Keep ``endpoints`` current: a full read, then on every status change (a watch)."""
+    """Keep ``endpoints`` current: a full read once the watch is open (so no change is missed
+    between the two), then another on every status change."""
     while not stop.is_set():
         try:
-            kvs, revision = store.range(store.keys.status_prefix())
-            endpoints.update(ContainerStatus.model_validate_json(kv.value) for kv in kvs)
-            watch = store.watch(store.keys.status_prefix(), start_revision=revision + 1)
+            watch = store.watch(store.keys.status_prefix())
             try:
+                endpoints.update(store.statuses())
                 while not stop.is_set():
                     if watch.drain(5.0):
                         endpoints.update(store.statuses())

@@ -176,7 +176,9 @@ class Systemd:
         rest in parallel); with ``wait``, wait (bounded) until they are down, calling
         ``heartbeat`` meanwhile."""
         run([self.systemctl, "stop", "--no-block", "--", *names], check=False, timeout=30)
-        deadline = time.monotonic() + (timeout if wait else 0)
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             props = self.show(names)
             if not any(p.active in ("active", "activating", "deactivating", "reloading") for p in props.values()):

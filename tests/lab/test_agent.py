@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import pytest
+from labtools import wait_for
 
 from common.store import Decision, EtcdConfig, Put, Store
 from lab import ops
@@ -26,21 +26,10 @@ pytestmark = [pytest.mark.lab]
 APP = "agenttest"
 PORT = 18091
 UNIT = f"{APP}-web-1.service"
-T = TypeVar("T")
 
 
 def sh(state: LabState, host: str, script: str, check: bool = True) -> str:
     return ops.run_in(state, host, ["/bin/sh", "-c", script], check=check)
-
-
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 90) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def place(store: Store, host: str, service_hash: str, revision: int, registry: str) -> None:

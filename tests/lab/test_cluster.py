@@ -14,11 +14,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
+from labtools import wait_for
 
 from common.store import EtcdConfig, Store
 from lab import ops
@@ -28,23 +28,12 @@ pytestmark = [pytest.mark.lab]
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "guestbook"
-T = TypeVar("T")
 
 
 def fusion(lab: LabState, *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "FUSION_ETCD": lab.etcd_url}
     return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, text=True,
                           capture_output=True, timeout=timeout, check=False)
-
-
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def get(url: str) -> str | None:
@@ -146,7 +135,7 @@ def test_a_killed_host_s_containers_are_replaced_within_the_lease_ttl(cluster: t
         ops.kill(lab, victim)
         moved = wait_for("the victim's containers placed elsewhere", lambda: all(
             any(r.host != victim for r in store.placements() if (r.service, r.replica) == key) for key in lost
-        ) and not any(r.host == victim for r in store.placements()), timeout=ttl + 30)
+        ) and not any(r.host == victim for r in store.placements()), timeout=ttl + 30, every=0.3)
         elapsed = time.monotonic() - t0
         assert moved and elapsed <= ttl + 5, f"re-placed after {elapsed:.1f}s (lease TTL {ttl}s)"
         survivors = [h.name for h in lab.hosts if h.name != victim]
