@@ -8,6 +8,7 @@ a hint. Exit codes: 0 ok, 1 failure, 2 bad input. ``--debug`` shows tracebacks a
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
@@ -62,13 +63,10 @@ def fusion(ctx: click.Context, debug: bool) -> None:
     """Fusion: containers as systemd units on a fleet of OSTree atomic hosts."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    if debug or "logging" in sys.modules:  # the command's module uses logging (imported before this runs)
-        import logging
-
-        logging.basicConfig(
-            level=logging.DEBUG if debug else logging.WARNING,
-            format="%(levelname)s %(name)s: %(message)s",
-        )
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,30 +1,22 @@
 """The one command runner: every subprocess Fusion starts goes through here.
 
-Side effects: runs processes. Each command is logged (logger ``fusion.run``, at debug level) before
-it runs; a failure raises :class:`CommandError` carrying the command and its stderr, so callers
-never parse half-failed output.
-
-Logging is used only once the process uses it (:mod:`logging` imported by someone: the CLI's
-``--debug``, the agent, pytest): a process that never configured logging has no handler that would
-show a debug record, and ``fusion host upgrade`` starts faster without importing it.
+Side effects: runs processes. Each command is logged (logger ``fusion.run``) before it runs; a
+failure raises :class:`CommandError` carrying the command and its stderr, so callers never parse
+half-failed output.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from specs.errors import FusionError
 
-
-def _debug(msg: str, *args: object) -> None:
-    logging = sys.modules.get("logging")
-    if logging is not None:
-        logging.getLogger("fusion.run").debug(msg, *args)
+log = logging.getLogger("fusion.run")
 
 
 @dataclass(frozen=True)
@@ -70,7 +62,7 @@ def run(
     With ``capture=False`` output goes to our own stdout/stderr (for long builds a person watches).
     """
     args = [str(a) for a in args]
-    _debug("run: %s", quote(args))
+    log.debug("run: %s", quote(args))
     full_env = None
     if env is not None:
         full_env = dict(os.environ)
@@ -99,7 +91,7 @@ def run(
         err = err.decode(errors="replace") if isinstance(err, bytes) else err
     result = Result(tuple(args), proc.returncode, out, err)
     if check and proc.returncode != 0:
-        _debug("failed (%d): %s", proc.returncode, err.strip())
+        log.debug("failed (%d): %s", proc.returncode, err.strip())
         raise CommandError(args, proc.returncode, err)
     return result
 
@@ -119,7 +111,7 @@ def spawn(
     With ``log_path`` its stdout and stderr are appended to that file.
     """
     args = [str(a) for a in args]
-    _debug("spawn: %s", quote(args))
+    log.debug("spawn: %s", quote(args))
     full_env = None
     if env is not None:
         full_env = dict(os.environ)
