@@ -453,7 +453,8 @@ class Agent:
         actions = reconcile.plan(desired, observed)
         for a in actions:
             log.info("%s", a)
-        errors = self.systemd.apply(actions, self.heartbeat)
+        # a mesh proxy waits for its port by itself: only containers wait for the stops
+        errors = self.systemd.apply(actions, self.heartbeat, needs_stopped=lambda u: not mesh.is_mesh_unit(u))
         for e in errors:
             log.error("%s", e)
         return actions

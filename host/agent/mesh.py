@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import itertools
 import logging
 import os
@@ -24,6 +25,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping
 
 from common.store import EtcdConfig, Store, StoreError
@@ -34,11 +36,16 @@ from units.systemd import quote_args
 log = logging.getLogger("fusion-mesh")
 
 CONNECT_TIMEOUT = 2.0
+BIND_WAIT = 60.0  # seconds to wait for a published port that a stopping container still holds
 UNIT_PREFIX = "fusion-mesh-"
 
 
 def mesh_unit(port: int) -> str:
     return f"{UNIT_PREFIX}{port}.service"
+
+
+def is_mesh_unit(name: str) -> bool:
+    return name.startswith(UNIT_PREFIX)
 
 
 def mesh_routes(statuses: Iterable[ContainerStatus], local_services: set[tuple[str, str]],
@@ -149,9 +156,22 @@ class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, endpoints: Endpoints) -> None:
+    def __init__(self, port: int, endpoints: Endpoints, bind_wait: float = BIND_WAIT) -> None:
+        """Listen on ``port``; while a container that is stopping still holds it, try again for up
+        to ``bind_wait`` seconds (the agent does not wait for that stop before starting us)."""
         self.endpoints = endpoints
-        super().__init__(("0.0.0.0", port), _Handler)
+        super().__init__(("0.0.0.0", port), _Handler, bind_and_activate=False)
+        deadline = time.monotonic() + bind_wait
+        while True:
+            try:
+                self.server_bind()
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                    self.server_close()
+                    raise
+                time.sleep(0.2)
+        self.server_activate()
 
 
 def follow(store: Store, endpoints: Endpoints, stop: threading.Event) -> None:

@@ -129,17 +129,21 @@ class Systemd:
 
     # --- acting -----------------------------------------------------------------------------------
 
-    def apply(self, actions: Sequence[Action], heartbeat: Callable[[], None] = lambda: None) -> list[str]:
+    def apply(self, actions: Sequence[Action], heartbeat: Callable[[], None] = lambda: None,
+              needs_stopped: Callable[[str], bool] = lambda unit: True) -> list[str]:
         """Carry out ``actions`` in order; returns one error message per action that failed (the
         rest still run: one bad unit must not stop the others). ``heartbeat`` is called between
-        actions and while waiting for a stop (the agent keeps its lease and watchdog alive)."""
+        actions and while waiting for a stop (the agent keeps its lease and watchdog alive).
+
+        The stops come first, in one job set (systemd stops them in parallel). They are waited
+        for only when a unit that ``needs_stopped`` (it may need their port) starts after them;
+        else their files go at once (an OSTree deployment staged next merges a current /etc) and
+        systemd finishes the stop jobs by itself."""
         errors: list[str] = []
         stops = [a.unit for a in actions if a.kind == "stop"]
-        if stops:  # the plan puts them first; one job set, so systemd stops them in parallel.
-            # Wait for them only when something starts after them (it may need their port); else
-            # their files go at once (an OSTree deployment staged next merges a current /etc)
-            # and systemd finishes the stop jobs by itself.
-            self.stop(stops, heartbeat, wait=any(a.kind in ("start", "restart") for a in actions))
+        if stops:
+            wait = any(a.kind in ("start", "restart") and needs_stopped(a.unit) for a in actions)
+            self.stop(stops, heartbeat, wait=wait)
         for a in actions:
             if a.kind == "stop":
                 continue

@@ -74,6 +74,12 @@ def status_where(store: Store, host: str, service_hash: str) -> ContainerStatus 
     return s if s is not None and s.service_hash == service_hash and s.ready else None
 
 
+def journal(state: LabState, host: str) -> str:
+    """The test unit's status and journal, to explain a failed assertion."""
+    return sh(state, host, f"systemctl status --no-pager {UNIT}; journalctl --no-pager -n 60 -u {UNIT} -u fusion-agent",
+              check=False)
+
+
 def unit_props(state: LabState, host: str) -> dict[str, str]:
     out = sh(state, host, f"systemctl show -p ActiveState,MainPID,NRestarts {UNIT}")
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -113,7 +119,8 @@ def test_agent_runs_restarts_and_removes_a_placement(agent_lab: tuple[LabState, 
     print(f"placement -> active status in {time.monotonic() - t0:.1f}s")
     assert (s1.service_hash, s1.spec_revision, s1.unit) == ("hash-1", 1, UNIT)
     assert [p.host_port for p in s1.ports] == [PORT] and s1.address == address
-    assert sh(lab, host, f"systemctl is-active {UNIT}").strip() == "active"
+    active = sh(lab, host, f"systemctl is-active {UNIT}", check=False).strip()
+    assert active == "active", journal(lab, host)
     with urllib.request.urlopen(f"http://{address}:{PORT}/", timeout=10) as resp:
         assert "hello" in resp.read().decode()
     before = unit_props(lab, host)
@@ -139,7 +146,9 @@ def test_agent_runs_restarts_and_removes_a_placement(agent_lab: tuple[LabState, 
     assert s2.spec_revision == 2
     assert unit_props(lab, host)["MainPID"] != before["MainPID"]
 
-    # a deleted placement stops the unit, removes its file and its status
+    # a deleted placement stops the unit (systemd finishes the stop job by itself), removes its
+    # file and its status
     store.delete(store.keys.placement(host, APP, "web", 1))
     wait_for("the status to go", lambda: status(store, host) is None, timeout=120)
-    assert sh(lab, host, f"systemctl is-active {UNIT}", check=False).strip() in ("inactive", "unknown")
+    wait_for("the unit to stop", lambda: sh(lab, host, f"systemctl is-active {UNIT}", check=False).strip()
+             in ("inactive", "unknown"), timeout=60)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 import threading
 
+import pytest
+
 from host.agent import mesh, reconcile
 from specs.cluster import ContainerStatus, PublishedPort
 from units.systemd import unescape_specifiers
@@ -96,3 +98,19 @@ def test_the_proxy_forwards_to_the_first_endpoint_that_accepts() -> None:
         finally:
             server.shutdown()
             server.server_close()
+
+
+def test_the_proxy_waits_for_a_port_that_a_stopping_container_still_holds() -> None:
+    holder = socket.create_server(("0.0.0.0", 0))
+    port = holder.getsockname()[1]
+    threading.Timer(0.5, holder.close).start()  # the container lets go of the port
+    server = mesh.Server(port, mesh.Endpoints("a", "s", port, own_host="h0"), bind_wait=10)
+    server.server_close()
+    assert server.server_address[1] == port
+
+
+def test_the_proxy_gives_up_on_a_port_held_too_long() -> None:
+    with socket.create_server(("0.0.0.0", 0)) as holder:
+        port = holder.getsockname()[1]
+        with pytest.raises(OSError):
+            mesh.Server(port, mesh.Endpoints("a", "s", port, own_host="h0"), bind_wait=0.3)
