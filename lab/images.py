@@ -15,6 +15,9 @@ see :func:`lab.machine.etc_files`):
   when it answers. Just enough for the example's commands and health checks, with no download.
 - ``fusion/hello:1``: busybox ``httpd`` on port 8080 serving one page; the lab's smoke-test image.
 
+Every image's entrypoint is ``/bin/serve``, a small shell that runs the command (``CMD``, or the
+service's ``command``) as its child and stops it on SIGTERM, as a real server does.
+
 Side effects: podman (in a scratch dir under /tmp), HTTP to the lab registry.
 """
 
@@ -106,6 +109,15 @@ export KV_DIR="$DIR"
 exec /bin/httpd -f -v -p 6379 -h /www
 """
 
+SERVE = r"""#!/bin/sh
+# Every image's entrypoint: runs its command as a child and stops it on SIGTERM. (A bare httpd as
+# the container's PID 1 ignores SIGTERM, so every stop would wait out the grace period.)
+"$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 0' TERM INT
+wait "$child"
+"""
+
 REDIS_CLI = r"""#!/bin/sh
 # redis-like client: `redis-cli ping` prints PONG when the local store answers.
 case "$1" in
@@ -158,8 +170,9 @@ def rootfs_tar(image: Image, dest: Path) -> None:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(content)
             p.chmod(0o755 if rel in image.executables else 0o644)
-        (root / "bin" / "wget").write_text(WGET)
-        (root / "bin" / "wget").chmod(0o755)
+        for name, text in (("wget", WGET), ("serve", SERVE)):
+            (root / "bin" / name).write_text(text)
+            (root / "bin" / name).chmod(0o755)
         with tarfile.open(dest, "w") as tar:
             for p in sorted(root.iterdir()):
                 tar.add(p, arcname=p.name, filter=_root_owned)
@@ -192,7 +205,7 @@ def push(image: Image, registry: str) -> None:
         podman = ["podman", "--root", f"{work}/root", "--runroot", f"{work}/run", "--storage-driver", "vfs"]
         tar = Path(work) / "rootfs.tar"
         rootfs_tar(image, tar)
-        changes = [f"CMD {json.dumps(image.cmd)}", f"EXPOSE {image.port}"]
+        changes = ['ENTRYPOINT ["/bin/serve"]', f"CMD {json.dumps(image.cmd)}", f"EXPOSE {image.port}"]
         changes += [f"ENV {k}={v}" for k, v in {"PATH": "/bin", **image.env}.items()]
         args = [*podman, "import"]
         for c in changes:

@@ -103,8 +103,9 @@ def up(config: LabConfig, treefile: str | None = None, progress: Progress = _qui
     state = _ensure_tree(state, treefile, progress)
     save(state)
 
-    progress("etcd, registry, OSTree repo server")
+    progress("etcd, registry, OSTree repo server, controller")
     daemons = [services.start_etcd(state), services.start_registry(state), services.start_repo_server(state)]
+    daemons.append(services.start_controller(state))  # needs etcd
     state = state.model_copy(update={"daemons": tuple(daemons)})
     save(state)
 
@@ -401,8 +402,8 @@ def down(name: str, base: str | None = None, progress: Progress = _quiet) -> lis
             os.kill(fw, signal.SIGTERM)
     for h in state.hosts:
         poweroff(state, h.name)
-    progress("stopping etcd, registry, repo server")
-    for d in state.daemons:
+    progress("stopping etcd, registry, repo server, controller")
+    for d in reversed(state.daemons):  # the controller before etcd
         services.stop(d)
     progress("removing network")
     for h in state.hosts:

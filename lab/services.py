@@ -2,7 +2,9 @@
 
 - etcd (Debian ``etcd-server``), client port 2379, data on the lab's tmpfs;
 - the image registry (Debian ``docker-registry``, distribution 2.8), port 5000, plain HTTP;
-- the lab's OSTree repo over HTTP (Python's ``http.server``), port 8000, for host upgrades.
+- the lab's OSTree repo over HTTP (Python's ``http.server``), port 8000, for host upgrades;
+- the controller (``fusion reconcile``): when a host's registration expires, its containers are
+  placed on the other hosts (and placed back nowhere when it returns: its agent stops them).
 
 Side effects: starts and stops daemons (through ``common.runner.spawn``), writes the registry's
 config file, polls their HTTP endpoints. Processes are recognised by pid *and* command line, so a
@@ -25,6 +27,8 @@ from common.runner import spawn
 from lab.state import ETCD_PEER_PORT, ETCD_PORT, REGISTRY_PORT, REPO_PORT, Daemon, LabState
 from orchestrator import etcd_local
 from specs.errors import FusionError
+
+ROOT = Path(__file__).resolve().parents[1]  # the daemons run from here (`python -m cli`)
 
 
 class ServiceError(FusionError):
@@ -97,14 +101,21 @@ def wait_http(url: str, timeout: float, ok: Sequence[int] = (200,), pid: int | N
 
 # --- the services ----------------------------------------------------------------------------
 
-def _start(state: LabState, name: str, args: list[str], url: str, probe: str) -> Daemon:
+def _start(state: LabState, name: str, args: list[str], url: str, probe: str | None) -> Daemon:
+    """Start a daemon unless it runs; wait until ``probe`` answers (no probe: until it has lived
+    a second)."""
     old = state.daemon(name)
     if old is not None and alive(old.pid, MARKERS.get(name, args[0])):
         return old
     state.logs.mkdir(parents=True, exist_ok=True)
     log = str(state.logs / f"{name}.log")
-    proc = spawn(args, log_path=log)
-    wait_http(probe, timeout=30, pid=proc.pid)
+    proc = spawn(args, log_path=log, cwd=str(ROOT))
+    if probe is not None:
+        wait_http(probe, timeout=30, pid=proc.pid)
+    else:
+        time.sleep(1.0)
+        if proc.poll() is not None:
+            raise ServiceError(f"{name} exited at once (status {proc.returncode}); see {log}")
     return Daemon(name=name, pid=proc.pid, url=url, log=log)
 
 
@@ -146,7 +157,12 @@ def start_repo_server(state: LabState) -> Daemon:
     return _start(state, "repo", args, url, f"{url}/config")
 
 
-MARKERS = {"etcd": "etcd", "registry": "docker-registry", "repo": "http.server"}
+def start_controller(state: LabState) -> Daemon:
+    args = [sys.executable, "-m", "cli", "reconcile", "--etcd", state.etcd_url]
+    return _start(state, "controller", args, "", None)
+
+
+MARKERS = {"etcd": "etcd", "registry": "docker-registry", "repo": "http.server", "controller": "reconcile"}
 
 
 def stop(daemon: Daemon) -> None:

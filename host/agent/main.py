@@ -385,8 +385,8 @@ class Agent:
             app = self.app(p.app, p.spec_revision)
             if app is not None and p.service in app.services:
                 local_ports.update(pp.host_port for pp in published_ports(app, p.service))
-        self.routes = mesh.mesh_routes(statuses, {(p.app, p.service) for p in self.placements.values()},
-                                       local_ports)
+        self.routes = mesh.mesh_routes(statuses, self.config.host,
+                                       {(p.app, p.service) for p in self.placements.values()}, local_ports)
         return self.routes
 
     def has_remote_dependencies(self) -> bool:
@@ -572,6 +572,7 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
                 if any(ev.kv.key == tree_key for ev in events):
                     agent.follow_tree()
                 agent.report(cleanup=bool(changed))
+                agent.systemd.reap()
             except StoreError as e:
                 log.error("%s", e)
                 time.sleep(min(tick, 2.0))

@@ -48,13 +48,17 @@ def is_mesh_unit(name: str) -> bool:
     return name.startswith(UNIT_PREFIX)
 
 
-def mesh_routes(statuses: Iterable[ContainerStatus], local_services: set[tuple[str, str]],
+def mesh_routes(statuses: Iterable[ContainerStatus], own_host: str, local_services: set[tuple[str, str]],
                 local_ports: set[int]) -> dict[int, tuple[str, str]]:
-    """Which published ports this host forwards, to which (app, service) (pure). A port is routed
-    when a service publishes it somewhere, no replica of that service runs here and nothing here
-    publishes the port itself. A port published by two different services is not routed."""
+    """Which published ports ``own_host`` forwards, to which (app, service) (pure). A port is
+    routed when a service publishes it on another host, no replica of that service is placed here
+    and nothing placed here publishes the port itself. A port published by two different services
+    is not routed. This host's own reports do not count: one of a container that was just removed
+    is still there until the agent's next report."""
     seen: dict[int, set[tuple[str, str]]] = {}
     for s in statuses:
+        if s.host == own_host:
+            continue
         for p in s.ports:
             if p.protocol == "tcp":
                 seen.setdefault(p.host_port, set()).add((s.app, s.service))

@@ -85,6 +85,8 @@ class Systemd:
         self.unit_dir = Path(unit_dir)
         self.systemctl = systemctl
         self.podman = podman
+        self.stopping: set[str] = set()  # removed units whose stop jobs were not waited for
+
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -144,6 +146,8 @@ class Systemd:
         if stops:
             wait = any(a.kind in ("start", "restart") and needs_stopped(a.unit) for a in actions)
             self.stop(stops, heartbeat, wait=wait)
+            if not wait:
+                self.stopping.update(stops)
         for a in actions:
             if a.kind == "stop":
                 continue
@@ -189,6 +193,17 @@ class Systemd:
                 return
             heartbeat()
             time.sleep(0.5)
+
+    def reap(self) -> None:
+        """Forget units removed while they were stopping, once they are down: ``reset-failed``
+        (a container killed after its grace period ends "failed"; no removed unit stays listed)."""
+        if not self.stopping:
+            return
+        down = [n for n, p in self.show(self.stopping).items()
+                if p.active not in ("active", "activating", "deactivating", "reloading")]
+        if down:
+            run([self.systemctl, "reset-failed", "--", *down], check=False, timeout=30)
+            self.stopping.difference_update(down)
 
     def refresh_hosts(self, unit: str, entries: dict[str, str]) -> None:
         """Point a running container's ``--add-host`` names at new addresses without a restart:

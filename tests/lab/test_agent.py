@@ -92,8 +92,8 @@ def agent_lab(lab: LabState) -> Iterator[tuple[LabState, Store, str]]:
     try:
         yield lab, store, host
     finally:
-        store.delete(store.keys.placements_prefix(host) + f"{APP}/", prefix=True)
         store.delete(store.keys.app_prefix(APP), prefix=True)
+        store.delete(store.keys.placements_prefix(host) + f"{APP}/", prefix=True)
         wait_for(
             "the agent to remove the test unit",
             lambda: sh(lab, host, f"test -e /etc/systemd/system/{UNIT} || echo gone", check=False).strip() == "gone",
@@ -147,7 +147,9 @@ def test_agent_runs_restarts_and_removes_a_placement(agent_lab: tuple[LabState, 
     assert unit_props(lab, host)["MainPID"] != before["MainPID"]
 
     # a deleted placement stops the unit (systemd finishes the stop job by itself), removes its
-    # file and its status
+    # file and its status. The app goes first, as with `fusion rm`: the lab's controller would
+    # place a deployed app's missing replica again.
+    store.delete(store.keys.app_prefix(APP), prefix=True)
     store.delete(store.keys.placement(host, APP, "web", 1))
     wait_for("the status to go", lambda: status(store, host) is None, timeout=120)
     wait_for("the unit to stop", lambda: sh(lab, host, f"systemctl is-active {UNIT}", check=False).strip()

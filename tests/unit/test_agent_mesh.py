@@ -27,22 +27,28 @@ GUESTBOOK = [status("guestbook", "web", "h1", 8080), status("guestbook", "web", 
 
 
 def test_a_host_without_a_replica_routes_the_published_ports() -> None:
-    assert mesh.mesh_routes(GUESTBOOK, set(), set()) == {6379: ("guestbook", "redis"), 8080: ("guestbook", "web")}
+    assert mesh.mesh_routes(GUESTBOOK, "h0", set(), set()) == {6379: ("guestbook", "redis"), 8080: ("guestbook", "web")}
 
 
 def test_a_host_with_a_replica_does_not_route_that_service() -> None:
     local = {("guestbook", "web")}
-    assert mesh.mesh_routes(GUESTBOOK, local, {8080}) == {6379: ("guestbook", "redis")}
+    assert mesh.mesh_routes(GUESTBOOK, "h0", local, {8080}) == {6379: ("guestbook", "redis")}
 
 
 def test_a_port_used_here_or_by_two_services_is_not_routed() -> None:
     other = [*GUESTBOOK, status("shop", "api", "h3", 8080), status("dns", "udp", "h3", 5353, protocol="udp")]
-    assert mesh.mesh_routes(other, set(), set()) == {6379: ("guestbook", "redis")}
-    assert mesh.mesh_routes(GUESTBOOK, set(), {6379}) == {8080: ("guestbook", "web")}
+    assert mesh.mesh_routes(other, "h0", set(), set()) == {6379: ("guestbook", "redis")}
+    assert mesh.mesh_routes(GUESTBOOK, "h0", set(), {6379}) == {8080: ("guestbook", "web")}
+
+
+def test_the_hosts_own_reports_route_nothing() -> None:
+    # h1's report of a web replica that was just removed from h1: h1 must not route 8080 to itself
+    assert mesh.mesh_routes([status("guestbook", "web", "h1", 8080)], "h1", set(), set()) == {}
+    assert mesh.mesh_routes(GUESTBOOK, "h1", set(), set()) == {8080: ("guestbook", "web")}
 
 
 def test_no_published_port_no_route() -> None:
-    assert mesh.mesh_routes([status("a", "worker", "h1", None)], set(), set()) == {}
+    assert mesh.mesh_routes([status("a", "worker", "h1", None)], "h0", set(), set()) == {}
 
 
 def test_the_mesh_unit_parses_and_runs_the_proxy() -> None:
