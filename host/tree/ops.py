@@ -340,10 +340,13 @@ def remote_url(sysroot: Path, remote: str) -> str:
 
 
 def has_commit(sysroot: Path, checksum: str) -> bool:
-    """Whether the commit object is in the host's repo (a file test: cheap enough to poll)."""
+    """Whether the commit is in the host's repo, with its files (file tests: cheap enough to poll).
+    A commit pulled with ``--commit-metadata-only`` (:func:`remote_head`) is partial: not there yet."""
     if len(checksum) != 64:
         return False
-    return (repo_path(sysroot) / "objects" / checksum[:2] / f"{checksum[2:]}.commit").exists()
+    repo = repo_path(sysroot)
+    return (repo / "objects" / checksum[:2] / f"{checksum[2:]}.commit").exists() and \
+        not (repo / "state" / f"{checksum}.commitpartial").exists()
 
 
 def remote_head(sysroot: Path) -> str:
