@@ -12,7 +12,8 @@ One update: **check** (a metadata-only pull of the ref the booted deployment fol
 is downloaded at once, before any slot is taken) -> **lock** (``POST /v1/pre-reboot`` with
 ``id`` = the host's name; refused: try again at the next check) -> **stage-and-reboot** (the same
 code a rollout's ``boot`` TreeRequest runs: :func:`host.agent.tree.obey`) -> after the reboot, once
-the host's health checks pass on the new tree, **unlock** (``POST /v1/steady-state``).
+the boot is over and the host's health checks pass on the new tree (the agent's ``healthy``),
+**unlock** (``POST /v1/steady-state``).
 
 It never fights a rollout: while the host has a TreeRequest it starts nothing (and gives back a slot
 it holds). A pinned deployment (``fusion host deploy VERSION``) is not auto-updated. A host that held

@@ -351,7 +351,9 @@ class Agent:
         if self.updater is None:
             return
         try:
-            step = self.updater.tick(healthy=self.health.ok, rollout=self.tree_request is not None)
+            # healthy = the health checks pass and the boot is over (the agent itself is part of it)
+            healthy = self.health.ok and tree.boot_complete()
+            step = self.updater.tick(healthy=healthy, rollout=self.tree_request is not None)
         except FusionError as e:
             log.error("auto-update: %s", e)
             return
@@ -548,7 +550,6 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
         log.info("auto-update: on, FleetLock server %s (group %s), checking every %gs", s.url, s.group, s.interval)
     try:
         agent.follow_tree()
-        agent.auto_update()  # e.g. give back the slot taken before the reboot that started us
         actions = agent.reconcile()
         if once:
             agent.wait_settled(ONCE_SETTLE)
@@ -557,6 +558,7 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
         sd_notify(f"READY=1\nSTATUS={len(agent.placements)} containers")
         if once:
             return 0
+        agent.auto_update()  # e.g. give back the slot taken before the reboot that started us
         logs.serve()  # requests that came before the watch
         assert watch is not None and logs_watch is not None
         wd = watchdog_interval()

@@ -109,6 +109,16 @@ def system_reboot() -> None:
     run(["systemctl", "reboot"], timeout=60)
 
 
+def boot_complete() -> bool:
+    """Whether systemd finished booting this host (``systemctl is-system-running``: running or
+    degraded), as greenboot and Zincati wait for before they call a boot good."""
+    try:
+        r = run(["systemctl", "is-system-running"], timeout=15, check=False)
+    except FusionError:
+        return False
+    return r.stdout.strip() in ("running", "degraded")
+
+
 def fetched(request: TreeRequest | None, state: TreeState, sysroot: Path = SYSROOT) -> TreeState:
     """``state`` with ``fetched`` set when the requested commit is in the repo."""
     if request is None or not Path("/run/ostree-booted").exists():
