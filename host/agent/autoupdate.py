@@ -228,8 +228,6 @@ class AutoUpdater:
             except FusionError:
                 self.quiet_until = at + min(RETRY_AFTER_ERROR, self.settings.interval)
                 raise
-            finally:
-                self.first = False
             taken = step
             if self.rebooting:
                 break
@@ -282,6 +280,7 @@ class AutoUpdater:
         tree.obey(marker.request(), reboot, self.sysroot, self.record)
 
     def unlock(self) -> None:
+        self.first = False  # the start-up release is done (or tried: it is only a safety net)
         marker = self.marker()
         try:
             self.client.steady_state()
