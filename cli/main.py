@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "reconcile": "orchestrator.cli",
     "drain": "orchestrator.upgrade.cli",
     "upgrade": "orchestrator.upgrade.cli",
+    "fleetlock": "orchestrator.upgrade.cli",
     "tree": "host.cli",
     "host": "host.cli",
     "lab": "lab.cli",

@@ -16,7 +16,9 @@ Configuration (flags, else environment — ``/etc/fusion/lab.env`` in a lab host
 ``--etcd``/``FUSION_ETCD``, ``--host``/``FUSION_HOST`` (default: the hostname),
 ``--address``/``FUSION_ADDRESS``, ``--root``/``FUSION_ROOT``, labels from ``/etc/fusion/labels``
 (``key=value`` lines) and ``FUSION_LABELS`` (``k=v,k=v``), ``FUSION_PODMAN_ARGS`` (default
-``--cgroups=disabled`` when running in a container such as systemd-nspawn).
+``--cgroups=disabled`` when running in a container such as systemd-nspawn), and the auto-update
+mode (``FUSION_AUTO_UPDATE=fleetlock``, ``FUSION_FLEETLOCK_URL``, ...: see
+:mod:`host.agent.autoupdate`), whose turn comes with the health checks on OSTree hosts.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from common.store import KV, EtcdConfig, Store, StoreError, WatchEvent
-from host.agent import discovery, mesh, reconcile, tree
+from host.agent import autoupdate, discovery, mesh, reconcile, tree
 from host.agent.logs import LogServer
 from host.agent.systemd import Systemd, UnitProps
 from specs.app import App
@@ -230,6 +232,7 @@ class AgentConfig:
     unit_dir: Path = Path("/etc/systemd/system")
     podman_args: tuple[str, ...] = ()
     refresh: float = REFRESH
+    auto_update: autoupdate.Settings | None = None
 
 
 @dataclass
@@ -250,6 +253,7 @@ class Agent:
     tree_request: TreeRequest | None = None
     routes: dict[int, tuple[str, str]] = field(default_factory=dict)  # the routing mesh's ports
     reboot: Any = tree.system_reboot  # () -> None
+    updater: autoupdate.AutoUpdater | None = None  # the auto-update mode, when it is on
 
     @property
     def keys(self) -> Keys:
@@ -341,6 +345,20 @@ class Agent:
             except FusionError as e:
                 log.error("tree request %s: %s", self.tree_request.checksum[:12], e)
         self.register_if_changed()
+
+    def auto_update(self) -> None:
+        """One turn of the auto-update mode (a no-op when it is off): see host.agent.autoupdate."""
+        if self.updater is None:
+            return
+        try:
+            # healthy = the health checks pass and the boot is over (the agent itself is part of it)
+            healthy = self.health.ok and tree.boot_complete()
+            step = self.updater.tick(healthy=healthy, rollout=self.tree_request is not None)
+        except FusionError as e:
+            log.error("auto-update: %s", e)
+            return
+        if step != "nothing":
+            self.register_if_changed()
 
     # --- placements -------------------------------------------------------------------------------
 
@@ -526,6 +544,10 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
     if not once:
         signal.signal(signal.SIGTERM, lambda sig, frame: stopping.append(sig))
         signal.signal(signal.SIGINT, lambda sig, frame: stopping.append(sig))
+    if config.auto_update is not None and not once and Path("/run/ostree-booted").exists():
+        s = config.auto_update
+        agent.updater = autoupdate.AutoUpdater(s, config.host, lambda: agent.reboot())
+        log.info("auto-update: on, FleetLock server %s (group %s), checking every %gs", s.url, s.group, s.interval)
     try:
         agent.follow_tree()
         actions = agent.reconcile()
@@ -536,6 +558,7 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
         sd_notify(f"READY=1\nSTATUS={len(agent.placements)} containers")
         if once:
             return 0
+        agent.auto_update()  # e.g. give back the slot taken before the reboot that started us
         logs.serve()  # requests that came before the watch
         assert watch is not None and logs_watch is not None
         wd = watchdog_interval()
@@ -561,6 +584,7 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
                     last_health = now
                     if agent.check_health():
                         agent.register_if_changed()
+                    agent.auto_update()
                 assert status_watch is not None
                 if any(not ev.kv.key.startswith(own_status) for ev in status_watch.drain(0)):
                     routes = agent.routes
@@ -600,6 +624,10 @@ def parse_args(argv: list[str] | None) -> tuple[AgentConfig, argparse.Namespace]
     args = p.parse_args(argv)
     if not args.etcd:
         p.error("no etcd: pass --etcd URL or set FUSION_ETCD")
+    try:
+        auto_update = autoupdate.settings_from_env(env)
+    except FusionError as e:
+        p.error(str(e))
     config = AgentConfig(
         etcd=args.etcd,
         host=args.host,
@@ -608,6 +636,7 @@ def parse_args(argv: list[str] | None) -> tuple[AgentConfig, argparse.Namespace]
         ttl=args.ttl,
         unit_dir=Path(args.unit_dir),
         podman_args=default_podman_args(),
+        auto_update=auto_update,
     )
     return config, args
 

@@ -63,20 +63,23 @@ def request_id(request: TreeRequest) -> str:
     return f"{request.by} {request.checksum}"
 
 
-def _rebooted_for(request: TreeRequest) -> bool:
+def rebooted_for(request: TreeRequest, record: Path = BOOTED_FILE) -> bool:
+    """Whether a reboot for ``request`` was already done (``record`` lists them)."""
     with contextlib.suppress(OSError):
-        return request_id(request) in BOOTED_FILE.read_text().splitlines()
+        return request_id(request) in record.read_text().splitlines()
     return False
 
 
-def _remember_reboot(request: TreeRequest) -> None:
-    BOOTED_FILE.parent.mkdir(parents=True, exist_ok=True)
-    lines = [] if not BOOTED_FILE.exists() else BOOTED_FILE.read_text().splitlines()
-    BOOTED_FILE.write_text("\n".join([*lines[-50:], request_id(request)]) + "\n")
+def _remember_reboot(request: TreeRequest, record: Path) -> None:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    lines = [] if not record.exists() else record.read_text().splitlines()
+    record.write_text("\n".join([*lines[-50:], request_id(request)]) + "\n")
 
 
-def obey(request: TreeRequest | None, reboot: Callable[[], None], sysroot: Path = SYSROOT) -> Step:
-    """Carry ``request`` out as far as it goes without waiting; returns the last step taken."""
+def obey(request: TreeRequest | None, reboot: Callable[[], None], sysroot: Path = SYSROOT,
+         record: Path = BOOTED_FILE) -> Step:
+    """Carry ``request`` out as far as it goes without waiting; returns the last step taken.
+    ``record`` remembers the reboots done (host.agent.autoupdate passes its own requests here too)."""
     from host.tree import ops  # noqa: PLC0415 (ostree tools are only needed on OSTree hosts)
 
     taken: Step = "nothing"
@@ -85,7 +88,7 @@ def obey(request: TreeRequest | None, reboot: Callable[[], None], sysroot: Path 
         booted = next((d.checksum for d in deps if d.booted), None)
         view = TreeView(booted, deps[0].checksum if deps else None,
                         request is not None and ops.has_commit(sysroot, request.checksum),
-                        request is not None and _rebooted_for(request))
+                        request is not None and rebooted_for(request, record))
         step = next_step(request, view)
         if step == "nothing" or request is None:
             return taken
@@ -95,7 +98,7 @@ def obey(request: TreeRequest | None, reboot: Callable[[], None], sysroot: Path 
         elif step == "stage":
             log.info("%s", ops.make_default(sysroot, request.checksum).message)
         else:
-            _remember_reboot(request)
+            _remember_reboot(request, record)
             reboot()
             return step
         taken = step
@@ -104,6 +107,16 @@ def obey(request: TreeRequest | None, reboot: Callable[[], None], sysroot: Path 
 
 def system_reboot() -> None:
     run(["systemctl", "reboot"], timeout=60)
+
+
+def boot_complete() -> bool:
+    """Whether systemd finished booting this host (``systemctl is-system-running``: running or
+    degraded), as greenboot and Zincati wait for before they call a boot good."""
+    try:
+        r = run(["systemctl", "is-system-running"], timeout=15, check=False)
+    except FusionError:
+        return False
+    return r.stdout.strip() in ("running", "degraded")
 
 
 def fetched(request: TreeRequest | None, state: TreeState, sysroot: Path = SYSROOT) -> TreeState:

@@ -12,6 +12,7 @@ API (the lab and the agent call these; every function takes the sysroot path fir
     rollback(sysroot) -> Change
     has_commit(sysroot, checksum) -> bool              # the commit is in the host's repo
     fetch(sysroot, checksum)                           # pull it from the default deployment's remote
+    remote_head(sysroot) -> str                        # the newest commit of the ref the running tree follows
     make_default(sysroot, checksum) -> Change          # deploy it (or reuse its deployment) for the next boot
     rebase(sysroot, refspec) -> Change
     config_diff(sysroot) -> list[tuple[str, str]]     # ("M", "/etc/motd")
@@ -339,10 +340,24 @@ def remote_url(sysroot: Path, remote: str) -> str:
 
 
 def has_commit(sysroot: Path, checksum: str) -> bool:
-    """Whether the commit object is in the host's repo (a file test: cheap enough to poll)."""
+    """Whether the commit is in the host's repo, with its files (file tests: cheap enough to poll).
+    A commit pulled with ``--commit-metadata-only`` (:func:`remote_head`) is partial: not there yet."""
     if len(checksum) != 64:
         return False
-    return (repo_path(sysroot) / "objects" / checksum[:2] / f"{checksum[2:]}.commit").exists()
+    repo = repo_path(sysroot)
+    return (repo / "objects" / checksum[:2] / f"{checksum[2:]}.commit").exists() and \
+        not (repo / "state" / f"{checksum}.commitpartial").exists()
+
+
+def remote_head(sysroot: Path) -> str:
+    """The newest commit of the ref that the booted deployment (the default one in a sysroot that is
+    not booted) follows: a metadata-only pull of that ref, nothing else changes."""
+    dep = _merge_deployment(sysroot)
+    origin = origin_of(sysroot, dep)
+    if origin.remote is None or origin.ref is None:
+        raise TreeError(f"deployment {dep.id} follows no remote ({origin.refspec})",
+                        hint="rebase it: `fusion host rebase REMOTE:REF`")
+    return _pull(sysroot, origin.remote, origin.ref, metadata_only=True)
 
 
 def fetch(sysroot: Path, checksum: str) -> None:

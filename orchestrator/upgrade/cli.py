@@ -6,6 +6,10 @@ arguments and rendering: the decisions are ``machine.step``'s.
 ``fusion upgrade --version V`` records a new rollout in etcd and drives it in the foreground with a
 progress display (``--detach``: only record it; ``fusion upgrade resume`` drives it). Killing the
 driver loses nothing: ``fusion upgrade resume`` continues from the saved state.
+
+``fusion fleetlock serve --listen HOST:PORT [--slots N]`` runs the FleetLock server
+(:mod:`orchestrator.upgrade.fleetlock`) in the foreground until SIGTERM/Ctrl-C: hosts in the
+agent's auto-update mode (or Zincati) ask it for a reboot slot, out of the same slots rollouts use.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from common.store import ConflictError, Store
 from orchestrator import drain as drains
 from orchestrator import etcd_local
 from orchestrator.cli import etcd_options
-from orchestrator.upgrade import driver, machine, rollouts, status, versions
+from orchestrator.upgrade import driver, machine, rollouts, slots, status, versions
+from orchestrator.upgrade.fleetlock import FleetLockServer, parse_listen
 from orchestrator.upgrade.machine import RolloutState
 from specs.errors import FusionError, InputError
 
@@ -194,4 +199,34 @@ def drain(store: Store, host: str, timeout: float, force: bool) -> None:
                else f"{host} drained (nothing ran there); cordoned until `fusion uncordon {host}`")
 
 
-commands: list[click.Command] = [upgrade, drain]
+@click.group()
+def fleetlock() -> None:
+    """A FleetLock server (Zincati's reboot-lock protocol) for hosts that update themselves."""
+
+
+@fleetlock.command("serve")
+@click.option("--listen", "address", required=True, metavar="HOST:PORT",
+              callback=lambda ctx, param, value: parse_listen(value),  # checked before etcd is reached
+              help="Where to answer, e.g. 10.0.0.1:8095 ([::1]:8095 for IPv6; port 0 picks a free one).")
+@click.option("--slots", "slot_count", type=click.IntRange(1), default=1, show_default=True,
+              help="Hosts that may reboot at once (the reboot slots rollouts take too).")
+@click.option("--max-seconds", type=float, default=None, hidden=True)
+@etcd_options
+def serve(store: Store, address: tuple[str, int], slot_count: int, max_seconds: float | None) -> None:
+    """Serve POST /v1/pre-reboot and /v1/steady-state until stopped (SIGTERM or Ctrl-C)."""
+    held = slots.holders(store)  # etcd answers (else one clear error, before serving anything)
+    server = FleetLockServer(store, address, slot_count).start()
+    stopping: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stopping.append(signum))
+    click.echo(f"FleetLock server on {server.url}: {slot_count} reboot slot(s), {len(held)} held now", err=True)
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    try:
+        while not stopping and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    click.echo("FleetLock server stopped", err=True)
+
+
+commands: list[click.Command] = [upgrade, drain, fleetlock]

@@ -152,6 +152,8 @@ def turn(store: Store, rollout_id: str, *, drain_timeout: float | None = None,
                              progress=functools.partial(_prefixed, say, action.host))
             except drains.DrainError as e:
                 say(f"{action.host}: {e}")  # tried again next turn, until the drain deadline
+    if finished(new):
+        rollouts.clear_tree_requests(store, new)  # the hosts are free again (e.g. to auto-update)
     return new
 
 

@@ -14,20 +14,39 @@ belongs to a rollout), ``internal_error`` (503: etcd unreachable).
 
 FleetLock slots are held in the client's own name (its id) with no rollout owner, so they count
 against the same ``slot_count`` as a rollout's hosts.
+
+``fusion fleetlock serve --listen HOST:PORT [--slots N]`` runs it (orchestrator.upgrade.cli); the
+agent's auto-update mode (host.agent.autoupdate, FUSION_AUTO_UPDATE=fleetlock) is its client, as
+Zincati would be. :func:`parse_listen` is pure.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from common.store import Store
 from orchestrator.upgrade import slots
-from specs.errors import FusionError
+from specs.errors import FusionError, InputError
 
 MAX_BODY = 64 * 1024
+
+
+class ServeError(FusionError):
+    """The server cannot listen (address in use, not an address of this machine)."""
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6; PORT 0 picks a free one) -> (host, port)."""
+    host, sep, port = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535 or any(c in host for c in "[]/ "):
+        raise InputError(f"--listen {text!r} is not HOST:PORT", hint="e.g. --listen 127.0.0.1:8095 or [::1]:8095")
+    return host, int(port)
 
 
 class _Reply(Exception):
@@ -49,6 +68,10 @@ def _client_params(headers: Any, body: bytes) -> tuple[str, str]:
     return client_id, group
 
 
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class FleetLockServer:
     """``start()`` serves in a background thread; ``stop()`` shuts it down and closes the socket."""
 
@@ -56,7 +79,11 @@ class FleetLockServer:
         self.store = store
         self.slot_count = slot_count
         self._lock = threading.Lock()  # one etcd client, one request at a time
-        self._httpd = ThreadingHTTPServer(address, self._handler())
+        try:
+            self._httpd = (_Server6 if ":" in address[0] else ThreadingHTTPServer)(address, self._handler())
+        except OSError as e:
+            raise ServeError(f"cannot listen on {address[0]}:{address[1]}: {e.strerror or e}",
+                             hint="pick another --listen address or port") from e
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -68,7 +95,7 @@ class FleetLockServer:
     @property
     def url(self) -> str:
         host, port = self.address
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> FleetLockServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="fleetlock", daemon=True)

@@ -27,7 +27,7 @@ from orchestrator.upgrade.machine import (
     TakeSlot,
     Uncordon,
 )
-from specs.cluster import CordonRecord
+from specs.cluster import CordonRecord, TreeRequest, TreeState
 
 
 def state_key(store: Store, rollout_id: str) -> str:
@@ -130,3 +130,33 @@ def carry_out_store_actions(store: Store, state: RolloutState, actions: list[Act
         else:
             rest.append(a)
     return rest
+
+
+
+def carried_out(request: TreeRequest, tree: TreeState) -> bool:
+    """Whether a host whose registration says ``tree`` has done what ``request`` asks (pure)."""
+    if request.action == "fetch":
+        return request.checksum in (tree.fetched, tree.booted)
+    if request.action == "stage":
+        return tree.staged == request.checksum or (tree.booted == request.checksum and tree.staged is None)
+    return tree.booted == request.checksum
+
+
+def clear_tree_requests(store: Store, state: RolloutState) -> list[str]:
+    """Delete the TreeRequests this rollout left on its hosts once each is carried out (when the
+    rollout ends): a host without one is free again, e.g. for the agent's auto-update mode. A request
+    not carried out yet (an unstage the agent has not done, a host that is down) and requests of
+    others stay. Returns the hosts cleared."""
+    trees = {h.name: h.tree for h in store.hosts()}
+    cleared = []
+    for h in state.hosts:
+        try:
+            request = store.tree_request(h.name)
+        except ValidationError:
+            continue  # not ours to judge: the agent ignores a malformed request
+        if request is None or not (request.by == state.id or request.by.startswith(f"{state.id}/")):
+            continue
+        if h.name in trees and carried_out(request, trees[h.name]):
+            store.set_tree_request(h.name, None)
+            cleared.append(h.name)
+    return cleared

@@ -15,7 +15,7 @@ from orchestrator.upgrade.machine import (
     pause,
     step,
 )
-from specs.cluster import ContainerStatus, CordonRecord, HostRecord, TreeState
+from specs.cluster import ContainerStatus, CordonRecord, HostRecord, TreeRequest, TreeState
 
 pytest_plugins = ["etcd_fixture"]
 pytestmark = pytest.mark.integration
@@ -112,5 +112,27 @@ def test_observe_reads_registrations_health_and_own_slots(store: Store) -> None:
         assert not obs.hosts["h3"].registered
         assert obs.slots == {"h1"} and obs.drained == {"h1"}
         assert not rollouts.observe(store, state, unhealthy=frozenset({"h1"})).hosts["h1"].healthy
+    finally:
+        store.lease_revoke(lease)
+
+
+
+def test_a_finished_rollout_clears_its_carried_out_tree_requests_only(store: Store) -> None:
+    state = new_rollout("r1", "2", NEW, ["h1", "h2", "h3", "h4", "h6"], 0.0)
+    lease = store.lease_grant(60)
+    try:
+        for name, tree in {"h1": TreeState(booted=NEW), "h2": TreeState(booted=OLD), "h3": TreeState(booted=NEW),
+                           "h4": TreeState(booted=OLD, staged=NEW), "h5": TreeState(booted=NEW)}.items():
+            store.register_host(HostRecord(name=name, tree=tree), lease)
+        store.set_tree_request("h1", TreeRequest(checksum=NEW, action="boot", by="r1"))
+        store.set_tree_request("h2", TreeRequest(checksum=OLD, action="boot", by="r1/rollback"))
+        store.set_tree_request("h3", TreeRequest(checksum=NEW, action="stage", by="a person"))
+        store.set_tree_request("h4", TreeRequest(checksum=OLD, action="stage", by="r1"))  # unstage not done yet
+        store.set_tree_request("h5", TreeRequest(checksum=NEW, action="boot", by="r1"))  # not in the rollout
+        store.set_tree_request("h6", TreeRequest(checksum=NEW, action="boot", by="r1"))  # not registered (down)
+        assert rollouts.clear_tree_requests(store, state) == ["h1", "h2"]
+        assert store.tree_request("h1") is None and store.tree_request("h2") is None
+        assert all(store.tree_request(h) is not None for h in ("h3", "h4", "h5", "h6"))
+        assert rollouts.clear_tree_requests(store, state) == []
     finally:
         store.lease_revoke(lease)
