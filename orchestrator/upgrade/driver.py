@@ -164,7 +164,11 @@ def drive(store: Store, rollout_id: str, *, on_turn: Callable[[RolloutState], No
     says so, or ``max_seconds``. Returns the last state."""
     held = claim(store, rollout_id)
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    # The next turn comes at once when a host's record changes, and after a turn that changed the
+    # rollout's state or a slot (its own save and slot writes are events too); else after TURN.
     watch = store.watch(store.keys.hosts_prefix())
+    watches = [watch, store.watch(rollouts.state_key(store, rollout_id), into=watch),
+               store.watch(store.keys.slots_prefix(), into=watch)]
     try:
         while True:
             state = turn(store, rollout_id, say=say, now=now)
@@ -173,9 +177,10 @@ def drive(store: Store, rollout_id: str, *, on_turn: Callable[[RolloutState], No
             if finished(state) or stop() or (deadline is not None and time.monotonic() >= deadline):
                 return state
             held.check()
-            watch.drain(TURN)  # a host registered or changed: decide at once
+            watch.drain(TURN)
     finally:
-        watch.cancel()
+        for w in watches:
+            w.cancel()
         held.release()
 
 
