@@ -268,15 +268,15 @@ def _find_commit(sysroot: Path, remote: str, ref: str, wanted: str) -> str:
     return hits[0].checksum
 
 
-def _deploy(sysroot: Path, osname: str, target: str, origin: Origin) -> None:
+def _deploy(sysroot: Path, osname: str, target: str, origin: Origin, *, prune: bool = True) -> None:
     tmpdir = repo_path(sysroot) / "tmp"
     origin_file = (tmpdir if tmpdir.is_dir() else Path("/tmp")) / f"fusion-{os.getpid()}-{os.urandom(6).hex()}.origin"
     fd = os.open(origin_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(render_origin(origin))
-        ot.admin(sysroot, ["deploy", f"--os={osname}", f"--origin-file={origin_file}", target],
-                 f"cannot deploy {target[:12]}")
+        ot.admin(sysroot, ["deploy", f"--os={osname}", f"--origin-file={origin_file}",
+                           *([] if prune else ["--no-prune"]), target], f"cannot deploy {target[:12]}")
     finally:
         origin_file.unlink(missing_ok=True)
 
@@ -361,9 +361,11 @@ def remote_head(sysroot: Path) -> str:
 
 
 def fetch(sysroot: Path, checksum: str) -> None:
-    """Pull ``checksum`` from the remote the default deployment follows (no other effect)."""
+    """Pull ``checksum`` from the remote the default deployment follows. First the objects that
+    no deployment needs any more go (``make_default`` leaves them: its deploy does not prune)."""
     if has_commit(sysroot, checksum):
         return
+    prune(sysroot)
     origin = origin_of(sysroot, _merge_deployment(sysroot))
     if origin.remote is None:
         raise TreeError(f"cannot fetch {checksum[:12]}: the deployment follows no remote ({origin.refspec})")
@@ -372,7 +374,9 @@ def fetch(sysroot: Path, checksum: str) -> None:
 
 def make_default(sysroot: Path, checksum: str) -> Change:
     """Make ``checksum`` the next boot's deployment: an existing deployment of it moves to the
-    front, else it is fetched and deployed (following the same ref as now)."""
+    front, else it is fetched and deployed (following the same ref as now). The repo is not
+    pruned here (a third of the deploy's time, while a drained host waits for it): ``fetch`` does
+    that before the next download."""
     deps = status(sysroot)
     if deps and deps[0].checksum == checksum:
         return Change(False, f"{checksum[:12]} is already the default deployment", deps[0], deps[0])
@@ -384,8 +388,13 @@ def make_default(sysroot: Path, checksum: str) -> Change:
     fetch(sysroot, checksum)
     merge = _merge_deployment(sysroot)
     origin = replace(origin_of(sysroot, merge), override_commit=None, base_checksum=None)
-    _deploy(sysroot, merge.osname, checksum, origin)
+    _deploy(sysroot, merge.osname, checksum, origin, prune=False)
     return Change(True, f"deployed {checksum[:12]} for the next boot", merge, default_deployment(sysroot))
+
+
+def prune(sysroot: Path) -> None:
+    """Delete the objects no deployment or ref needs any more (``ostree admin cleanup``)."""
+    ot.admin(sysroot, ["cleanup"], "cannot clean up")
 
 
 def upgrade(sysroot: Path, *, check: bool = False, download_only: bool = False) -> Change:
@@ -505,7 +514,7 @@ def cleanup(sysroot: Path, *, rollback: bool = False, pending: bool = False) -> 
     removed = [d for d in deps if d.index not in keep]
     for d in sorted(removed, key=lambda x: x.index, reverse=True):
         ot.admin(sysroot, ["undeploy", str(d.index)], f"cannot remove deployment {d.index}")
-    ot.admin(sysroot, ["cleanup"], "cannot clean up")
+    prune(sysroot)
     return removed
 
 
