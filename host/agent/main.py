@@ -475,7 +475,21 @@ class Agent:
         errors = self.systemd.apply(actions, self.heartbeat, needs_stopped=lambda u: not mesh.is_mesh_unit(u))
         for e in errors:
             log.error("%s", e)
+        if any(a.kind == "remove" for a in actions):
+            self.forget_in_staged()
         return actions
+
+    def forget_in_staged(self) -> None:
+        """A deployment staged while a drain ran carries the units the drain then removed: they go
+        from its /etc too (else its first boot would start them again)."""
+        try:
+            staged = tree.staged_unit_dir(self.config.unit_dir)
+            gone = self.systemd.forget_in(staged) if staged is not None else []
+        except (FusionError, OSError) as e:
+            log.error("cannot update the staged deployment's units: %s", e)
+            return
+        if gone:
+            log.info("removed from the staged deployment: %s", " ".join(gone))
 
     def wait_settled(self, seconds: float) -> None:
         """Wait (bounded) until no container unit is still activating/deactivating."""

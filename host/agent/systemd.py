@@ -90,12 +90,14 @@ class Systemd:
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def managed_files(self) -> dict[str, tuple[str | None, str | None]]:
-        """Unit name -> (stamped hash, stamped restart hash), for every Fusion-managed file in ``unit_dir``."""
+    def managed_files(self, unit_dir: Path | None = None) -> dict[str, tuple[str | None, str | None]]:
+        """Unit name -> (stamped hash, stamped restart hash), for every Fusion-managed file in
+        ``unit_dir`` (default: ours)."""
+        unit_dir = self.unit_dir if unit_dir is None else unit_dir
         out: dict[str, tuple[str | None, str | None]] = {}
-        if not self.unit_dir.is_dir():
+        if not unit_dir.is_dir():
             return out
-        for path in sorted(self.unit_dir.iterdir()):
+        for path in sorted(unit_dir.iterdir()):
             if not path.is_file() or path.name.startswith("."):
                 continue
             try:
@@ -204,6 +206,18 @@ class Systemd:
         if down:
             run([self.systemctl, "reset-failed", "--", *down], check=False, timeout=30)
             self.stopping.difference_update(down)
+
+    def forget_in(self, other: Path) -> list[str]:
+        """Remove from ``other`` (the unit folder of a staged OSTree deployment, whose /etc was
+        merged when it was staged) the Fusion-managed units that are gone from ours, with their
+        ``.wants``/``.requires`` links, so the next boot does not start what was removed since.
+        Returns the units removed."""
+        gone = sorted(set(self.managed_files(other)) - set(self.managed_files()))
+        for name in gone:
+            (other / name).unlink(missing_ok=True)
+            for links in [*other.glob("*.wants"), *other.glob("*.requires")]:
+                (links / name).unlink(missing_ok=True)
+        return gone
 
     def refresh_hosts(self, unit: str, entries: dict[str, str]) -> None:
         """Point a running container's ``--add-host`` names at new addresses without a restart:

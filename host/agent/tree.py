@@ -105,6 +105,19 @@ def obey(request: TreeRequest | None, reboot: Callable[[], None], sysroot: Path 
     return taken
 
 
+def staged_unit_dir(unit_dir: Path, sysroot: Path = SYSROOT) -> Path | None:
+    """``unit_dir`` (such as /etc/systemd/system) in the deployment the next boot starts, when that
+    is not the booted one (None on a host that is not an OSTree system, or has nothing staged)."""
+    if not Path("/run/ostree-booted").exists():
+        return None
+    from host.tree import ops  # noqa: PLC0415
+
+    deps = ops.status(sysroot)
+    if not deps or deps[0].booted:
+        return None
+    return ops.deployment_path(sysroot, deps[0]) / unit_dir.relative_to("/")
+
+
 def system_reboot() -> None:
     run(["systemctl", "reboot"], timeout=60)
 

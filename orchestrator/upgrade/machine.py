@@ -9,18 +9,20 @@ orchestrator killed at any moment resumes where it was.
 
 Per host::
 
-    waiting -> draining -> staging -> rebooting -> verifying -> done
-                  |           |            \\______________/
-                  v           v                   | deadline passed
-               failed      (abort/halt: back to waiting)   v
-                                             rolling-back -> rolled-back   (or failed)
+    waiting -> draining -> (staging) -> rebooting -> verifying -> done
+                  |           |              \\______________/
+                  v           v                     | deadline passed
+               failed      (abort/halt: back to waiting)     v
+                                               rolling-back -> rolled-back   (or failed)
 
 - waiting: ``Prefetch`` the target while it is not in the host's repo (all hosts in parallel);
   ``TakeSlot`` when it may start (running, window open, fewer than ``max_unavailable``
-  hosts in flight, canary gate passed); once the slot is held: ``Cordon`` + ``Drain``.
-- draining: once the drain completed: ``Stage`` (the target becomes the next boot's default).
-  A drain that does not finish in ``drain_timeout`` fails the host (it was never touched):
-  ``Uncordon`` + ``ReleaseSlot``.
+  hosts in flight, canary gate passed); once the slot is held: ``Cordon`` + ``Stage`` + ``Drain``
+  (the target becomes the next boot's default while the drain runs: staging changes nothing that
+  runs, and the host's agent keeps the staged deployment's Fusion units in step with the drain).
+- draining: once the drain completed: ``Reboot`` if the target is staged (the boot deadline
+  starts), else on to staging. A drain that does not finish in ``drain_timeout`` fails the host:
+  ``Unstage`` + ``Uncordon`` + ``ReleaseSlot`` (nothing of it ran on the target).
 - staging: once the target is staged: ``Reboot``; the boot deadline starts.
 - rebooting: once the host is registered again with the target booted: ``Verify``, the verify
   deadline starts. Deadline passed: ``Rollback``.
@@ -57,7 +59,7 @@ TERMINAL: frozenset[str] = frozenset({"done", "failed", "rolled-back"})
 IN_FLIGHT: frozenset[str] = frozenset({"draining", "staging", "rebooting", "verifying", "rolling-back"})
 HOST_EDGES: dict[str, frozenset[str]] = {
     "waiting": frozenset({"draining", "failed"}),
-    "draining": frozenset({"staging", "failed", "waiting"}),
+    "draining": frozenset({"staging", "rebooting", "failed", "waiting"}),
     "staging": frozenset({"rebooting", "waiting"}),
     "rebooting": frozenset({"verifying", "rolling-back"}),
     "verifying": frozenset({"done", "rolling-back"}),
@@ -314,22 +316,25 @@ def step(state: RolloutState, observed: Observations, now: float) -> tuple[Rollo
             if _may_start(state, i, now) and _in_flight(hosts) < state.max_unavailable:
                 hosts[i] = _move(h, "draining", now, now + state.drain_timeout, "draining").model_copy(
                     update={"previous": obs.booted})
-                actions += [Cordon(h.name), Drain(h.name)]
+                actions += [Cordon(h.name), Stage(h.name, state.target), Drain(h.name)]  # the shell drains in place
             else:
                 actions.append(ReleaseSlot(h.name))
         elif h.state == "draining":
             if stopping:
                 hosts[i] = _move(h, "waiting", now, message=f"rollout {state.phase}")
-                actions += [Uncordon(h.name), ReleaseSlot(h.name)]
+                actions += [Unstage(h.name), Uncordon(h.name), ReleaseSlot(h.name)]
+            elif h.name in observed.drained and obs.staged == state.target:
+                hosts[i] = _move(h, "rebooting", now, now + state.boot_timeout, "rebooting")
+                actions.append(Reboot(h.name))
             elif h.name in observed.drained:
                 hosts[i] = _move(h, "staging", now, message="staging the target")
                 actions.append(Stage(h.name, state.target))
             elif expired:
                 hosts[i] = _move(h, "failed", now, message="drain did not finish in time; host left as it was")
                 failures += 1
-                actions += [Uncordon(h.name), ReleaseSlot(h.name)]
-            else:
-                actions.append(Drain(h.name))  # idempotent: the shell keeps one drain running
+                actions += [Unstage(h.name), Uncordon(h.name), ReleaseSlot(h.name)]
+            else:  # idempotent: the shell keeps one drain running and writes a request once
+                actions += [Stage(h.name, state.target), Drain(h.name)]
         elif h.state == "staging":
             if stopping:
                 hosts[i] = _move(h, "waiting", now, message=f"rollout {state.phase}")

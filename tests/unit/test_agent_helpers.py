@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from host.agent.discovery import add_host_args, remote_dependencies
 from host.agent.main import container_status, parse_labels, parse_meminfo
 from host.agent.reconcile import add_hosts as parse_add_hosts
-from host.agent.systemd import UnitProps, parse_podman_health, parse_show
+from host.agent.reconcile import stamp
+from host.agent.systemd import Systemd, UnitProps, parse_podman_health, parse_show
 from specs.app import App
 from specs.cluster import Endpoint, PlacementRecord, PublishedPort
 
@@ -102,3 +105,20 @@ def test_the_choice_is_sticky() -> None:
 def test_add_hosts_are_read_back_from_a_unit() -> None:
     text = "[Service]\nExecStart=/usr/bin/podman run --add-host=redis:10.0.0.3 --add-host=db:10.0.0.4 img\n"
     assert parse_add_hosts(text) == {"redis": "10.0.0.3", "db": "10.0.0.4"}
+
+
+def test_units_removed_since_a_deployment_was_staged_go_from_its_etc_too(tmp_path: Path) -> None:
+    live, staged = tmp_path / "etc", tmp_path / "staged-etc"
+    for d in (live, staged, staged / "multi-user.target.wants"):
+        d.mkdir(parents=True)
+    managed = stamp("[Service]\nExecStart=/bin/true\n")
+    for name in ("app-web-1.service", "app-db-1.service"):
+        (staged / name).write_text(managed)
+        (staged / "multi-user.target.wants" / name).symlink_to(f"../{name}")
+    (staged / "mine.service").write_text("[Service]\nExecStart=/bin/true\n")  # not Fusion's: kept
+    (live / "app-db-1.service").write_text(managed)  # still placed here; app-web-1 was drained
+
+    assert Systemd(live).forget_in(staged) == ["app-web-1.service"]
+    assert sorted(p.name for p in staged.iterdir() if p.is_file()) == ["app-db-1.service", "mine.service"]
+    assert [p.name for p in (staged / "multi-user.target.wants").iterdir()] == ["app-db-1.service"]
+    assert Systemd(live).forget_in(staged) == []

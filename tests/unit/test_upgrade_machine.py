@@ -42,10 +42,13 @@ HOSTS = ["h1", "h2", "h3"]
 @dataclass
 class World:
     """What the shell and the hosts would do with the actions: hosts boot what was staged, except
-    ``hang`` hosts (never come back on the target) and ``sick`` hosts (boot it, never healthy)."""
+    ``hang`` hosts (never come back on the target) and ``sick`` hosts (boot it, never healthy).
+    ``slow`` hosts ignore the first ``Stage`` (their staging outlasts the drain)."""
 
     slot_count: int = 1
     hang: set[str] = field(default_factory=set)
+    slow: set[str] = field(default_factory=set)
+    asked: set[str] = field(default_factory=set)
     sick: set[str] = field(default_factory=set)
     booted: dict[str, str] = field(default_factory=lambda: dict.fromkeys(HOSTS, OLD))
     staged: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(HOSTS))
@@ -81,6 +84,8 @@ class World:
                     self.drained.discard(h)
                 case Drain(h):
                     self.drained.add(h)
+                case Stage(h, _) if h in self.slow and h not in self.asked:
+                    self.asked.add(h)
                 case Stage(h, checksum):
                     self.staged[h] = checksum
                 case Unstage(h):
@@ -130,7 +135,7 @@ def test_three_hosts_one_at_a_time() -> None:
     assert not world.slots and not world.cordoned
     # the per-host order of actions
     h1 = [type(a).__name__ for a in world.log if getattr(a, "host", None) == "h1"]
-    assert h1 == ["TakeSlot", "Cordon", "Drain", "Stage", "Reboot", "Verify", "Uncordon", "ReleaseSlot"]
+    assert h1 == ["TakeSlot", "Cordon", "Stage", "Drain", "Reboot", "Verify", "Uncordon", "ReleaseSlot"]
 
 
 def test_two_unavailable_run_two_at_a_time() -> None:
@@ -210,7 +215,7 @@ def test_abort_puts_a_draining_host_back() -> None:
     state = abort(state)
     state, actions = step(state, world.observe(), now)
     assert state.host("h1").state == "waiting"
-    assert actions == [Uncordon("h1"), ReleaseSlot("h1")]
+    assert actions == [Unstage("h1"), Uncordon("h1"), ReleaseSlot("h1")]  # it was staged during the drain
     world.apply(actions)
     state, actions = step(state, world.observe(), now + 10)
     assert actions == [] and state.phase == "aborted" and not world.cordoned and not world.slots
@@ -218,8 +223,16 @@ def test_abort_puts_a_draining_host_back() -> None:
         resume(state)
 
 
+def test_a_host_whose_staging_outlasts_its_drain_reboots_once_staged() -> None:
+    world = World(slow={"h1"})
+    state, _, _ = run(new_rollout("r1", "2", NEW, HOSTS, 1000.0), world)
+    assert state.phase == "done" and world.booted == dict.fromkeys(HOSTS, NEW)
+    h1 = [type(a).__name__ for a in world.log if getattr(a, "host", None) == "h1"]
+    assert h1 == ["TakeSlot", "Cordon", "Stage", "Drain", "Stage", "Reboot", "Verify", "Uncordon", "ReleaseSlot"]
+
+
 def test_abort_while_staging_unstages() -> None:
-    world = World()
+    world = World(slow={"h1"})
     state, now, _ = run(new_rollout("r1", "2", NEW, HOSTS, 1000.0), world,
                         stop=lambda s: s.host("h1").state == "staging")
     state, actions = step(abort(state), World().observe(), now)  # not staged yet in this world
