@@ -87,7 +87,6 @@ class Systemd:
         self.podman = podman
         self.stopping: set[str] = set()  # removed units whose stop jobs were not waited for
 
-
     # --- reading ----------------------------------------------------------------------------------
 
     def managed_files(self, unit_dir: Path | None = None) -> dict[str, tuple[str | None, str | None]]:

@@ -6,8 +6,8 @@ mode (``/etc/fusion/agent.env``, which fusion-agent.service reads) and restarted
 end up booted on the new commit, one at a time: never two slots held, never both hosts down at
 once, each host seen holding the slot, and no slot left held at the end.
 
-Named to run last in the lab tier: it moves the shared 2-host lab to a new tree, and test_lab.py
-ends by bringing that lab down (this test then brings it up again).
+Named to run last in the lab tier (only test_lab.py's `lab down` test comes after it, see
+conftest.py): it moves the shared 2-host lab to a new tree.
 """
 
 from __future__ import annotations
