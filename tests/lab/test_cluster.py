@@ -52,7 +52,14 @@ def through_every_host(lab: LabState, hosts: list[str]) -> dict[str, str]:
         got = {name: get(f"http://{addr}:8080/") for name, addr in addresses.items()}
         return got if all(p and "guestbook" in p.lower() for p in got.values()) else None  # type: ignore[misc]
 
-    return wait_for(f"the guestbook through {', '.join(sorted(addresses))}", pages, timeout=90)
+    try:
+        return wait_for(f"the guestbook through {', '.join(sorted(addresses))}", pages, timeout=90)
+    except AssertionError as e:  # explain it: the units and the agent's and the mesh's journals
+        bad = [n for n, a in addresses.items() if not get(f"http://{a}:8080/")]
+        raise AssertionError(f"{e}; no answer through {bad}\n" + "\n".join(
+            f"--- {n}\n" + ops.run_in(lab, n, ["/bin/sh", "-c", "systemctl list-units --all --no-pager 'fusion-*' "
+                                                "'guestbook-*'; journalctl --no-pager -n 40 -u fusion-agent "
+                                                "-u 'fusion-mesh-*'"], check=False) for n in bad)) from None
 
 
 def unit_pids(lab: LabState, store: Store) -> dict[str, str]:
