@@ -81,6 +81,8 @@ def build_rootfs(tf: TreeFile, root: Path, cache_dir: Path, progress: Callable[[
     if tf.postprocess:
         progress("running the postprocess script")
         rootfs.postprocess(tf, root)
+    progress("byte-compiling Python")
+    rootfs.compile_python(root)
     progress("converting to the OSTree layout")
     return layout.convert(root)
 

@@ -54,6 +54,12 @@ def test_trixie_host_tree(tmpfs_dir):
                  "usr/lib/fusion/python/host/tree/ops.py", "etc/containers/containers.conf.d/50-fusion.conf"):
         assert (root / path).exists(), path
     assert (root / "etc/systemd/system/systemd-modules-load.service").resolve() == Path("/dev/null")
+    # Python is byte-compiled with hash-based .pyc files (OSTree's mtime 0 breaks timestamp ones):
+    # PEP 552 flags word 3 = checked hash
+    for pyc in ("usr/lib/fusion/python/host/agent/__pycache__/main", "usr/lib/python3/dist-packages/pydantic/"
+                "__pycache__/main"):
+        found = list(root.glob(f"{pyc}.cpython-3*.pyc"))
+        assert found and int.from_bytes(found[0].read_bytes()[4:8], "little") == 3, pyc
     # Fusion runs inside the host, on trixie's python3 and its Debian libraries, against its ostree
     inside = ["unshare", "--mount", "--pid", "--fork", "--propagation", "private", "sh", "-c", INSIDE, "sh",
               str(root), str(sysroot), str(repo)]
