@@ -132,7 +132,8 @@ def main() -> None:
     floor = sum(d + r for d, r in bounds.values())
     print(f"{'host':6s} {'drain':>7s} {'reboot+verify':>14s}   rollout: entered draining/staging/rebooting/verifying/done at")
     for host, (d, r) in bounds.items():
-        marks = "  ".join(f"{entered.get(host, {}).get(s, float('nan')):6.1f}" for s in STATES)
+        marks = "  ".join(f"{entered[host][s]:6.1f}" if s in entered.get(host, {}) else f"{'-':>6s}"
+                          for s in STATES)  # a host whose target was staged during its drain skips staging
         print(f"{host:6s} {d:6.1f}s {r:13.1f}s   {marks}")
     print(f"sum of the per-host lower bounds: {floor:.1f} s; rollout wall time: {wall:.1f} s")
     print(f"ratio rollout / lower bounds = {wall / floor:.2f}   (target <= 1.25)")
