@@ -8,6 +8,7 @@ Side effects: everything (mounts, network, daemons, host firmware processes, the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -264,6 +265,9 @@ def kill(state: LabState, host: str) -> None:
         os.kill(lead, signal.SIGKILL)
     if isinstance(nsp, int):
         services.stop_pid(nsp, "systemd-nspawn", timeout=20)
+    for pid in host_inits(state, host):  # an init whose systemd-nspawn died first keeps running
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # PID 1 of its namespace: everything in it goes too
     info.update(phase="off", leader=None, nspawn_pid=None, reason="killed (power loss)")
     write_json_atomic(state.host_dir(host) / "run.json", info)
 
@@ -433,7 +437,29 @@ def leftovers(state: LabState) -> list[str]:
             if isinstance(pid, int) and services.alive(pid, marker) and (marker or key != "leader" or
                                                                           _in_netns(pid, h.netns)):
                 found.append(f"process {h.name} {key} ({pid})")
+    for h in state.hosts:
+        found += [f"process {h.name} init ({pid})" for pid in host_inits(state, h.name)]
     found += network.leftovers(state)
+    return found
+
+
+def host_inits(state: LabState, host: str) -> list[int]:
+    """The init processes (PID 1 of their own PID namespace) whose root is one of ``host``'s
+    deployments on this lab's tmpfs, whether or not the firmware still knows them."""
+    where, source = f"/hosts/{host}/sysroot/", f" fusion-lab-{state.config.name} "
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            nspid = next((ln.split()[1:] for ln in (proc / "status").read_text().splitlines()
+                          if ln.startswith("NSpid:")), [])
+            if len(nspid) < 2 or nspid[-1] != "1":
+                continue
+            root = next((ln for ln in (proc / "mountinfo").read_text().splitlines() if ln.split()[4] == "/"), "")
+        except (OSError, IndexError):
+            continue
+        fields = root.split()
+        if len(fields) > 4 and where in fields[3] and source in root:
+            found.append(int(proc.name))
     return found
 
 
