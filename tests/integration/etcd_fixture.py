@@ -16,6 +16,7 @@ import pytest
 
 from common.store import EtcdConfig, Store
 from orchestrator import etcd_local
+from orchestrator.upgrade.fleetlock import FleetLockServer
 from specs.cluster import Keys
 
 
@@ -37,3 +38,13 @@ def etcd_config(etcd_server: etcd_local.LocalEtcd) -> EtcdConfig:
 @pytest.fixture()
 def store(etcd_config: EtcdConfig) -> Store:
     return Store(etcd_config, Keys(f"/test-{uuid.uuid4().hex[:10]}"))
+
+
+@pytest.fixture()
+def fleetlock_server(store: Store) -> Iterator[FleetLockServer]:
+    """The FleetLock server on 127.0.0.1 (a random port), one reboot slot, backed by ``store``."""
+    s = FleetLockServer(store, ("127.0.0.1", 0), slot_count=1).start()
+    try:
+        yield s
+    finally:
+        s.stop()

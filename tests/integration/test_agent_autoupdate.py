@@ -33,15 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 REF = "fusion/test/x86_64/autoupdate"
 
 
-@pytest.fixture()
-def server(store: Store) -> Iterator[FleetLockServer]:
-    s = FleetLockServer(store, ("127.0.0.1", 0), slot_count=1).start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
 def held(store: Store) -> list[str]:
     return sorted(r.holder for r in slots.holders(store).values())
 
@@ -49,8 +40,8 @@ def held(store: Store) -> list[str]:
 # --- the client against the real server -----------------------------------------------------------
 
 
-def test_lock_contention_release_and_recursion(server: FleetLockServer, store: Store) -> None:
-    h1, h2 = FleetLockClient(server.url, "h1"), FleetLockClient(server.url, "h2", group="workers")
+def test_lock_contention_release_and_recursion(fleetlock_server: FleetLockServer, store: Store) -> None:
+    h1, h2 = FleetLockClient(fleetlock_server.url, "h1"), FleetLockClient(fleetlock_server.url, "h2", group="workers")
     assert "h1 holds" in h1.pre_reboot()
     assert "h1 holds" in h1.pre_reboot()  # recursive: still granted
     with pytest.raises(LockRefused) as refused:
@@ -67,12 +58,12 @@ def test_lock_contention_release_and_recursion(server: FleetLockServer, store: S
     assert (record.holder, record.owner, record.group) == ("h2", None, "workers")
 
 
-def test_a_rollouts_slot_is_not_the_clients_to_release(server: FleetLockServer, store: Store) -> None:
+def test_a_rollouts_slot_is_not_the_clients_to_release(fleetlock_server: FleetLockServer, store: Store) -> None:
     assert slots.acquire(store, 1, "h1", "upgrade to 2", "r1")
     with pytest.raises(LockRefused):
-        FleetLockClient(server.url, "h2").pre_reboot()
+        FleetLockClient(fleetlock_server.url, "h2").pre_reboot()
     with pytest.raises(UnlockRefused, match="r1"):
-        FleetLockClient(server.url, "h1").steady_state()
+        FleetLockClient(fleetlock_server.url, "h1").steady_state()
 
 
 def test_no_server_is_unreachable() -> None:
@@ -130,11 +121,11 @@ def tree_repo(tmpfs_dir: Path, busybox_treefile: Callable[..., Path]) -> Iterato
 
 
 def test_auto_update_locks_stages_reboots_and_unlocks(tmpfs_dir: Path, tree_repo: Callable[[str], str],
-                                                      server: FleetLockServer, store: Store) -> None:
+                                                      fleetlock_server: FleetLockServer, store: Store) -> None:
     v1 = tree_repo("1")
     sysroot, state = tmpfs_dir / "sysroot", tmpfs_dir / "agent-state"
     assert ops.init(sysroot, f"file://{tmpfs_dir / 'repo'}", REF) is not None  # follows the ref: not pinned
-    settings = Settings(url=server.url, interval=60)
+    settings = Settings(url=fleetlock_server.url, interval=60)
     reboots: list[str] = []
 
     def updater() -> AutoUpdater:  # a new agent process
@@ -170,7 +161,7 @@ def test_auto_update_locks_stages_reboots_and_unlocks(tmpfs_dir: Path, tree_repo
 
 
 def test_a_host_that_came_back_on_the_old_tree_releases_and_skips_that_commit(
-        tmpfs_dir: Path, tree_repo: Callable[[str], str], server: FleetLockServer, store: Store) -> None:
+        tmpfs_dir: Path, tree_repo: Callable[[str], str], fleetlock_server: FleetLockServer, store: Store) -> None:
     v1 = tree_repo("1")
     sysroot, state = tmpfs_dir / "sysroot", tmpfs_dir / "agent-state"
     ops.init(sysroot, f"file://{tmpfs_dir / 'repo'}", REF)
@@ -178,7 +169,7 @@ def test_a_host_that_came_back_on_the_old_tree_releases_and_skips_that_commit(
     reboots: list[int] = []
 
     def updater() -> AutoUpdater:
-        return AutoUpdater(Settings(url=server.url, interval=60), "h1", lambda: reboots.append(1),
+        return AutoUpdater(Settings(url=fleetlock_server.url, interval=60), "h1", lambda: reboots.append(1),
                            sysroot=sysroot, state_dir=state)
 
     assert updater().tick(healthy=True, rollout=False, now=1000) == "stage-and-reboot"
@@ -194,12 +185,12 @@ def test_a_host_that_came_back_on_the_old_tree_releases_and_skips_that_commit(
 
 
 def test_a_pinned_host_is_not_auto_updated(tmpfs_dir: Path, tree_repo: Callable[[str], str],
-                                           server: FleetLockServer, store: Store) -> None:
+                                           fleetlock_server: FleetLockServer, store: Store) -> None:
     tree_repo("1")
     sysroot = tmpfs_dir / "sysroot"
     ops.init(sysroot, f"file://{tmpfs_dir / 'repo'}", REF, version="1")  # pinned to version 1
     tree_repo("2")
-    u = AutoUpdater(Settings(url=server.url, interval=60), "h1", lambda: pytest.fail("rebooted"),
+    u = AutoUpdater(Settings(url=fleetlock_server.url, interval=60), "h1", lambda: pytest.fail("rebooted"),
                     sysroot=sysroot, state_dir=tmpfs_dir / "agent-state")
     assert u.tick(healthy=True, rollout=False, now=1000) == "unlock"  # the start-up release only
     assert u.tick(healthy=True, rollout=False, now=5000) == "nothing" and held(store) == []
