@@ -13,17 +13,15 @@ conftest.py): it moves the shared 2-host lab to a new tree.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from common.runner import run
 from common.store import EtcdConfig, Store
 from lab import ops
-from lab.state import LabState, load
+from lab.state import LabState
 from orchestrator.upgrade import slots
 from orchestrator.upgrade.fleetlock import FleetLockServer
 
@@ -42,13 +40,10 @@ def sh(lab: LabState, host: str, script: str, check: bool = True, timeout: float
 
 @pytest.fixture(scope="module")
 def up_lab(lab: LabState) -> LabState:
-    """The session's 2-host lab, up again if test_lab.py brought it down."""
-    base = str(Path(lab.root).parent)
-    state = load(lab.config.name, base)
-    if state is None or state.phase != "up" or not all(ops.firmware_alive(state, h.name) for h in state.hosts):
-        state = ops.up(lab.config, treefile=os.environ.get("FUSION_LAB_TREE"), base=base, wait=240)
-    ops.wait_running(state, [h.name for h in state.hosts], timeout=240)
-    return state
+    """The session's 2-host lab with every host running (test_lab.py's last reboots are over;
+    its `lab down` test runs after this one, see conftest.py)."""
+    ops.wait_running(lab, [h.name for h in lab.hosts], timeout=240)
+    return lab
 
 
 @pytest.fixture()
