@@ -16,6 +16,9 @@ Each round it reads the host's boot loader entries, picks a deployment (boot cou
 What it knows it writes to ``<lab>/hosts/<host>/run.json`` and, for the host itself, to
 ``/var/lib/fusion-lab/boot.json`` inside the host (booted deployment, fallback).
 
+Every boot starts from a host network namespace with no firewall rules and no links but ``eth0``
+and ``lo``, as after a power cycle (:func:`lab.network.reset_host_network`).
+
 Side effects: everything here (processes, signals, files). Loops are bounded in count and time.
 """
 
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from common.runner import CommandError, spawn
-from lab import bootcount, machine
+from lab import bootcount, machine, network
 from lab.services import alive
 from lab.state import HostConfig, LabState, load, write_json_atomic
 
@@ -102,6 +105,7 @@ class Firmware:
     def boot(self, choice: bootcount.BootChoice) -> str:
         """Boot once; returns "reboot", "failed-boot" or "off"."""
         self.tell_host(choice)
+        network.reset_host_network(self.host)
         self.info["boots"] += 1
         log_path = str(self.state.logs / f"{self.host.name}.console.log")
         proc = spawn(machine.nspawn_args(self.state, self.host, choice.deployment), log_path=log_path,

@@ -70,6 +70,21 @@ def ensure_host_network(state: LabState, host: HostConfig) -> None:
     run(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
 
 
+def reset_host_network(host: HostConfig) -> None:
+    """What a power cycle clears in the host's kernel: firewall rules and the links its containers
+    made (podman's bridge, stale veths). ``eth0`` and ``lo`` stay, so the host keeps its MAC and
+    the machine's neighbour entry for it stays right.
+
+    Without this, the DNAT rules netavark wrote for a container of the previous boot outlive a
+    ``lab kill`` and catch traffic for that port, e.g. before the host's routing mesh sees it.
+    """
+    run(["ip", "netns", "exec", host.netns, "nft", "flush", "ruleset"])
+    for line in run(["ip", "-n", host.netns, "-o", "link", "show"]).stdout.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        if name not in ("lo", "eth0"):
+            run(["ip", "-n", host.netns, "link", "del", name], check=False)  # a veth's peer may go first
+
+
 def remove_host_network(host: HostConfig) -> None:
     if link_exists(host.veth):
         run(["ip", "link", "del", host.veth])

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labtools import wait_for
+from labtools import explain_hosts, wait_for
 
 from common.store import EtcdConfig, Store
 from lab import ops
@@ -56,10 +56,7 @@ def through_every_host(lab: LabState, hosts: list[str]) -> dict[str, str]:
         return wait_for(f"the guestbook through {', '.join(sorted(addresses))}", pages, timeout=90)
     except AssertionError as e:  # explain it: the units and the agent's and the mesh's journals
         bad = [n for n, a in addresses.items() if not get(f"http://{a}:8080/")]
-        raise AssertionError(f"{e}; no answer through {bad}\n" + "\n".join(
-            f"--- {n}\n" + ops.run_in(lab, n, ["/bin/sh", "-c", "systemctl list-units --all --no-pager 'fusion-*' "
-                                                "'guestbook-*'; journalctl --no-pager -n 40 -u fusion-agent "
-                                                "-u 'fusion-mesh-*'"], check=False) for n in bad)) from None
+        raise AssertionError(f"{e}; no answer through {bad}\n" + explain_hosts(lab, bad)) from None
 
 
 def unit_pids(lab: LabState, store: Store) -> dict[str, str]:
@@ -84,7 +81,7 @@ def cluster(lab3: LabState) -> Iterator[tuple[LabState, Store]]:
 def test_deploy_and_reach_the_guestbook_through_every_host(cluster: tuple[LabState, Store]) -> None:
     lab, store = cluster
     r = fusion(lab, "deploy", str(ROOT / "examples" / "guestbook.yaml"), "--timeout", "300")
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr + explain_hosts(lab)
     r = fusion(lab, "ps", APP)
     assert r.returncode == 0 and r.stdout.count("running") >= 3, r.stdout + r.stderr
     web_hosts = {s.host for s in store.statuses(app=APP) if s.service == "web"}

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from labtools import explain_hosts
 
 from common.store import EtcdConfig, Store
 from lab import ops
@@ -56,11 +57,7 @@ def test_rolling_upgrade_keeps_the_guestbook_serving(lab3: LabState, tmp_path: P
     try:
         cluster.deploy(store, app, note="test", wait=cluster.WaitOptions(timeout=180))
     except cluster.DeployError as e:  # explain it: each host's containers and the units' journals
-        raise AssertionError(f"{e}\n" + "\n".join(
-            f"--- {h.name}\n" + ops.run_in(lab3, h.name, ["/bin/sh", "-c", "podman ps -a; systemctl list-units "
-                                                       "--all --no-pager 'guestbook-*'; journalctl --no-pager "
-                                                       "-n 60 -u 'guestbook-*' -u fusion-agent"], check=False)
-            for h in lab3.hosts)) from None
+        raise AssertionError(f"{e}\n" + explain_hosts(lab3)) from None
     door = FrontDoor(store_backends(store, 8080), (lab3.bridge_address, 0)).start()
     prober = Prober(door.url, rate=10, duration=900).start()
     try:
