@@ -9,7 +9,7 @@ prints; progress goes to callbacks that the CLI renders. (Host loss: `reconcile`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -29,6 +29,7 @@ from specs.cluster import (
     AppCurrent,
     ContainerStatus,
     CordonRecord,
+    PlacementRecord,
     SpecRevision,
 )
 from specs.errors import FusionError, InputError
@@ -85,6 +86,16 @@ class WaitState:
     targets: dict[Slot, tuple[str, str]]  # slot -> (host, service_hash) expected to be ready
     statuses: dict[tuple[str, Slot], ContainerStatus] = field(default_factory=dict)  # (host, slot)
     read_at: int = 0  # revision of the last full read: watch events up to it are already in
+
+    def follow(self, placements: Iterable[PlacementRecord]) -> None:
+        """Expect a target where it is placed now, with the same definition: the controller moves
+        a replica whose host's registration expired (e.g. a host that went away during a deploy)."""
+        where: dict[Slot, list[PlacementRecord]] = {}
+        for p in placements:
+            where.setdefault((p.app, p.service, p.replica), []).append(p)
+        for slot, (p, *others) in where.items():  # two at once: a start-first move, still under way
+            if slot in self.targets and not others and self.targets[slot][1] == p.service_hash:
+                self.targets[slot] = (p.host, p.service_hash)
 
     def status(self, slot: Slot) -> ContainerStatus | None:
         host, _ = self.targets[slot]
@@ -166,6 +177,7 @@ def wait_ready(
                 state.statuses.clear()
                 for kv in kvs:
                     _record(state, kv, app)
+                state.follow(store.placements(app=app))
                 if progress:
                     progress(state)
             if events and progress:

@@ -312,8 +312,14 @@ class Agent:
         sd_notify("WATCHDOG=1")
 
     def keepalive(self) -> None:
-        self.last_keepalive = time.monotonic()
-        if self.store.lease_keepalive(self.lease) <= 0:
+        start = time.monotonic()
+        since, self.last_keepalive = start - self.last_keepalive, start
+        ttl = self.store.lease_keepalive(self.lease)
+        took = time.monotonic() - start
+        if since > self.config.ttl * 2 / 3 or took > self.config.ttl / 3:  # why a lease may run out
+            log.warning("lease %x kept alive late: %.1fs after the last keepalive, which took %.1fs",
+                        self.lease, since, took)
+        if ttl <= 0:
             log.warning("lease %x expired: registering again", self.lease)
             LEASE_FILE.unlink(missing_ok=True)
             self.acquire_lease()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.ops import WaitState
-from specs.cluster import ContainerStatus
+from specs.cluster import ContainerStatus, PlacementRecord
 
 
 def status(n: int, host: str, h: str = "H", **kw: object) -> ContainerStatus:
@@ -24,6 +24,20 @@ def test_wait_state() -> None:
     s.statuses[("h3", ("gb", "web", 3))] = status(3, "h3", state="failed", sub_state="failed", message="no image")
     assert s.failed() == [("gb", "web", 3)]
     assert s.why_not(("gb", "web", 3)) == "gb/web/3 on h3: failed/failed: no image"
+
+
+def placed(n: int, host: str, h: str = "H") -> PlacementRecord:
+    return PlacementRecord(app="gb", service="web", replica=n, host=host, spec_revision=1, service_hash=h)
+
+
+def test_the_wait_follows_a_replica_the_controller_moved() -> None:
+    s = WaitState({("gb", "web", 1): ("h1", "H"), ("gb", "web", 2): ("h2", "H"), ("gb", "web", 3): ("h3", "H")})
+    s.statuses[("h4", ("gb", "web", 1))] = status(1, "h4", state="active")
+    s.follow([placed(1, "h4"),                      # h1 went away during the deploy: moved to h4
+              placed(2, "h2"), placed(2, "h5"),     # a start-first move under way: not followed
+              placed(3, "h6", h="OTHER")])          # another definition (a newer deploy): not it
+    assert s.targets == {("gb", "web", 1): ("h4", "H"), ("gb", "web", 2): ("h2", "H"), ("gb", "web", 3): ("h3", "H")}
+    assert s.ready() == [("gb", "web", 1)]
 
 
 def test_endpoints_for_discovery() -> None:
