@@ -150,6 +150,10 @@ class Watch:
         return events
 
     def cancel(self) -> None:
+        # Stop the worker thread before ending its stream. etcd3gw does it the other way round: the
+        # thread, back from the closed stream before it is told to stop, then idles in futurist's
+        # queue for up to a second, and Python's exit waits for it.
+        self._watcher._executor.shutdown(wait=False)
         self._watcher.stop()
 
 

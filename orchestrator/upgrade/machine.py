@@ -58,7 +58,7 @@ RolloutPhase = Literal["running", "paused", "aborted", "halted", "done"]
 TERMINAL: frozenset[str] = frozenset({"done", "failed", "rolled-back"})
 IN_FLIGHT: frozenset[str] = frozenset({"draining", "staging", "rebooting", "verifying", "rolling-back"})
 HOST_EDGES: dict[str, frozenset[str]] = {
-    "waiting": frozenset({"draining", "failed"}),
+    "waiting": frozenset({"draining", "done", "failed"}),
     "draining": frozenset({"staging", "rebooting", "failed", "waiting"}),
     "staging": frozenset({"rebooting", "waiting"}),
     "rebooting": frozenset({"verifying", "rolling-back"}),
@@ -312,7 +312,11 @@ def step(state: RolloutState, observed: Observations, now: float) -> tuple[Rollo
     for i, h in enumerate(hosts):
         obs = observed.hosts.get(h.name, HostObservation(registered=False))
         expired = h.deadline is not None and now >= h.deadline
-        if h.state == "waiting" and h.name in observed.slots:
+        if h.state == "waiting" and not stopping and obs.registered and obs.healthy and obs.booted == state.target:
+            hosts[i] = _move(h, "done", now, message=f"already on {state.version}")  # nothing to drain or reboot
+            if h.name in observed.slots:
+                actions.append(ReleaseSlot(h.name))
+        elif h.state == "waiting" and h.name in observed.slots:
             if _may_start(state, i, now) and _in_flight(hosts) < state.max_unavailable:
                 hosts[i] = _move(h, "draining", now, now + state.drain_timeout, "draining").model_copy(
                     update={"previous": obs.booted})

@@ -138,6 +138,14 @@ def test_three_hosts_one_at_a_time() -> None:
     assert h1 == ["TakeSlot", "Cordon", "Stage", "Drain", "Reboot", "Verify", "Uncordon", "ReleaseSlot"]
 
 
+def test_a_host_already_on_the_target_is_done_without_a_drain_or_reboot() -> None:
+    world = World(booted={"h1": OLD, "h2": NEW, "h3": OLD})
+    state, _, _ = run(new_rollout("r1", "2", NEW, HOSTS, 1000.0), world)
+    assert state.phase == "done" and states(state) == dict.fromkeys(HOSTS, "done")
+    assert state.hosts[1].message == "already on 2"
+    assert started(world) == ["h1", "h3"] and not world.slots and not world.cordoned
+
+
 def test_two_unavailable_run_two_at_a_time() -> None:
     world = World(slot_count=2)
     state, _, in_flight = run(new_rollout("r1", "2", NEW, HOSTS, 1000.0, max_unavailable=2), world)
@@ -280,8 +288,8 @@ def test_illegal_transitions_raise() -> None:
         resume(state)
     from orchestrator.upgrade.machine import _move
 
-    with pytest.raises(IllegalTransition, match="h1 is waiting; cannot go to done"):
-        _move(state.hosts[0], "done", 0.0)
+    with pytest.raises(IllegalTransition, match="h1 is waiting; cannot go to verifying"):
+        _move(state.hosts[0], "verifying", 0.0)
 
 
 def test_a_slot_held_when_not_allowed_to_start_is_released() -> None:
