@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -106,6 +107,23 @@ def test_watch_sees_puts_and_deletes_in_order(store: Store) -> None:
         ("PUT", "app/web/2", b"b"),
         ("DELETE", "app/web/1", b""),
     ]
+
+
+def test_a_watch_woken_returns_at_once_and_a_cancelled_one_leaves_no_thread(store: Store) -> None:
+    before = threading.active_count()
+    watch = store.watch(store.keys.placements_prefix("h9"))
+    try:
+        threading.Thread(target=watch.wake).start()  # as the agent's SIGTERM handler does
+        start = time.monotonic()
+        events = watch.drain(30.0)
+        assert time.monotonic() - start < 5.0
+        assert [(e.type, e.kv.key, e.kv.mod_revision) for e in events] == [("WAKE", "", 0)]
+    finally:
+        watch.cancel()
+    deadline = time.monotonic() + 0.5  # well under futurist's 1 s idle poll: the worker was told first
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before
 
 
 def test_typed_records(store: Store) -> None:
