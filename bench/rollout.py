@@ -115,6 +115,9 @@ def rollout(lab: LabState, version: str, state_dir: str) -> tuple[float, dict[st
     wall = time.monotonic() - start
     if code != 0:
         raise SystemExit("bench: the rollout failed:\n" + "".join(lines[-40:]))
+    said = [line for line in lines if line.startswith("  ") and line.split()[0] not in entered]
+    if any("cannot" in line for line in said):  # e.g. a drain that timed out and was tried again
+        print("the rollout said:\n" + "".join(said), file=sys.stderr)
     return wall, entered
 
 
