@@ -148,9 +148,11 @@ def main() -> None:
                 print(f"bench: warning: the rollout starts from another placement: {layout(store)} "
                       f"(the baseline: {start_layout})", file=sys.stderr)
             prober = Prober(door.url, rate=a.rate, duration=1800).start()
+            probe_start = time.monotonic()
             ops.publish_version(lab, "2")
             print("fusion upgrade --version 2 ...", file=sys.stderr)
             with tempfile.TemporaryDirectory() as state_dir:
+                rollout_at = time.monotonic() - probe_start
                 wall, entered = rollout(lab, "2", state_dir)
         finally:
             report = prober.stop()
@@ -168,6 +170,10 @@ def main() -> None:
     print(f"ratio rollout / lower bounds = {wall / floor:.2f}   (target <= 1.25)")
     print(f"prober: {report.summary()}")
     print(f"failed requests: {report.failed}   (target 0)")
+    for failure in report.failures:  # t: seconds from the prober's start (the rollout's start: below)
+        print(f"  {failure}")
+    if report.failed:
+        print(f"  (the rollout started {rollout_at:.1f}s after the prober)")
 
 
 if __name__ == "__main__":

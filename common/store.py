@@ -121,7 +121,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class WatchEvent:
-    type: str  # "PUT" or "DELETE" (or "WAKE": see Watch.wake)
+    type: str  # "PUT" or "DELETE"
     kv: KV
 
 
@@ -148,12 +148,6 @@ class Watch:
             while True:
                 events.append(self._queue.get_nowait())
         return events
-
-    def wake(self) -> None:
-        """Make a waiting :meth:`get` or :meth:`drain` return now, with a "WAKE" event (no key, revision
-        0). From a signal handler, call it in another thread: the handler may have interrupted this
-        thread while it held the queue's lock."""
-        self._queue.put(WatchEvent("WAKE", KV(key="", value=b"", mod_revision=0, create_revision=0)))
 
     def cancel(self) -> None:
         # Stop the worker thread before ending its stream. etcd3gw does it the other way round: the

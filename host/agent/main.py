@@ -31,7 +31,6 @@ import shlex
 import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -571,13 +570,8 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
     tree_watch = None if once else store.watch(tree_key, start, into=watch)
     stopping: list[int] = []
     if not once:
-        def stop(sig: int, frame: object) -> None:
-            stopping.append(sig)
-            assert watch is not None
-            threading.Thread(target=watch.wake, daemon=True).start()  # the loop ends now, not after its tick
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, lambda sig, frame: stopping.append(sig))
+        signal.signal(signal.SIGINT, lambda sig, frame: stopping.append(sig))
     if config.auto_update is not None and not once and Path("/run/ostree-booted").exists():
         s = config.auto_update
         agent.updater = autoupdate.AutoUpdater(s, config.host, lambda: agent.reboot())

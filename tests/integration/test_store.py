@@ -109,21 +109,15 @@ def test_watch_sees_puts_and_deletes_in_order(store: Store) -> None:
     ]
 
 
-def test_a_watch_woken_returns_at_once_and_a_cancelled_one_leaves_no_thread(store: Store) -> None:
+def test_a_cancelled_watch_leaves_no_thread(store: Store) -> None:
     before = threading.active_count()
     watch = store.watch(store.keys.placements_prefix("h9"))
-    try:
-        threading.Thread(target=watch.wake).start()  # as the agent's SIGTERM handler does
-        start = time.monotonic()
-        events = watch.drain(30.0)
-        assert time.monotonic() - start < 5.0
-        assert [(e.type, e.kv.key, e.kv.mod_revision) for e in events] == [("WAKE", "", 0)]
-    finally:
-        watch.cancel()
-    deadline = time.monotonic() + 0.5  # well under futurist's 1 s idle poll: the worker was told first
+    assert watch.drain(0.2) == []
+    watch.cancel()
+    deadline = time.monotonic() + 0.5  # the worker thread goes with its stream
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert threading.active_count() == before
+    assert threading.active_count() == before  # else Python's exit would wait for it
 
 
 def test_typed_records(store: Store) -> None:

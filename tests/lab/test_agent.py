@@ -139,12 +139,19 @@ def test_agent_runs_restarts_and_removes_a_placement(agent_lab: tuple[LabState, 
     once = sh(lab, host, "set -a; . /etc/fusion/lab.env; python3 -m host.agent --once 2>&1")
     assert "0 actions" in once, once
     assert unit_props(lab, host) == before
+    assert status_where(store, host, "hash-1") is not None  # kept: the container kept running
 
     # a new service hash replaces the container
     place(store, host, "hash-2", 2, lab.registry)
     s2 = wait_for("the new hash active", lambda: status_where(store, host, "hash-2"))
     assert s2.spec_revision == 2
     assert unit_props(lab, host)["MainPID"] != before["MainPID"]
+
+    # a host that reboots withdraws its reports at once (not when its lease runs out), then
+    # reports its container again once it is back
+    ops.reboot(lab, host, wait=0)
+    wait_for("the report withdrawn during the shutdown", lambda: status(store, host) is None, timeout=10, every=0.05)
+    wait_for("the container back after the reboot", lambda: status_where(store, host, "hash-2"), timeout=120)
 
     # a deleted placement stops the unit (systemd finishes the stop job by itself), removes its
     # file and its status. The app goes first, as with `fusion rm`: the lab's controller would
