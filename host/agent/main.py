@@ -311,14 +311,6 @@ class Agent:
             self.keepalive()
         sd_notify("WATCHDOG=1")
 
-    def withdraw(self) -> None:
-        """The host is going down: take this host's container reports out of etcd now, so nothing
-        routes to its containers while systemd stops them (else they stay "ready" until the lease
-        runs out). An agent that is only restarted keeps them: its containers keep running."""
-        with contextlib.suppress(StoreError):
-            self.store.delete(self.keys.status_prefix(self.config.host), prefix=True)
-            log.info("host shutting down: withdrew its container reports")
-
     def keepalive(self) -> None:
         start = time.monotonic()
         since, self.last_keepalive = start - self.last_keepalive, start
@@ -629,8 +621,6 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
                 log.error("%s", e)
                 time.sleep(min(tick, 2.0))
         sd_notify("STOPPING=1")
-        if tree.shutting_down():
-            agent.withdraw()
         return 0
     finally:
         logs.close()

@@ -122,15 +122,6 @@ def system_reboot() -> None:
     run(["systemctl", "reboot"], timeout=60)
 
 
-def shutting_down() -> bool:
-    """Whether this host is shutting down or rebooting (``systemctl is-system-running``: stopping)."""
-    try:
-        r = run(["systemctl", "is-system-running"], timeout=15, check=False)
-    except FusionError:
-        return False
-    return r.stdout.strip() == "stopping"
-
-
 def boot_complete() -> bool:
     """Whether systemd finished booting this host (``systemctl is-system-running``: running or
     degraded), as greenboot and Zincati wait for before they call a boot good."""

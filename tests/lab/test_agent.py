@@ -147,12 +147,6 @@ def test_agent_runs_restarts_and_removes_a_placement(agent_lab: tuple[LabState, 
     assert s2.spec_revision == 2
     assert unit_props(lab, host)["MainPID"] != before["MainPID"]
 
-    # a host that reboots withdraws its reports at once (not when its lease runs out), then
-    # reports its container again once it is back
-    ops.reboot(lab, host, wait=0)
-    wait_for("the report withdrawn during the shutdown", lambda: status(store, host) is None, timeout=10, every=0.05)
-    wait_for("the container back after the reboot", lambda: status_where(store, host, "hash-2"), timeout=120)
-
     # a deleted placement stops the unit (systemd finishes the stop job by itself), removes its
     # file and its status. The app goes first, as with `fusion rm`: the lab's controller would
     # place a deployed app's missing replica again.
