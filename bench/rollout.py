@@ -144,8 +144,8 @@ def main() -> None:
             bounds = lower_bounds(lab, store)
             prober.stop()  # the app goes away for a moment: its own prober comes after
             redeploy(store, app)
-            if layout(store) != start_layout:
-                print(f"bench: warning: the rollout starts from another placement: {layout(store)} "
+            if (now_layout := layout(store)) != start_layout:
+                print(f"bench: warning: the rollout starts from another placement: {now_layout} "
                       f"(the baseline: {start_layout})", file=sys.stderr)
             prober = Prober(door.url, rate=a.rate, duration=1800).start()
             probe_start = time.monotonic()
