@@ -103,7 +103,7 @@ def _progress() -> ops.Progress:
 
 def _show_plan(ap: AppPlan) -> None:
     click.echo(f"{ap.app.name}: {ap.plan.summary()}")
-    for line in ap.plan.lines():
+    for line in ap.lines():
         click.echo(f"  {line}")
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from common.store import Compare, Decision, Delete, Put
-from orchestrator.placement import Host, PlacementError, Resources, Slot, occupancy, place_partial
+from orchestrator.placement import Host, Occupancy, PlacementError, Resources, Slot, occupancy, place_partial
 from orchestrator.plan import Change, Plan, batches, demands, diff, service_hashes
 from specs.app import App
 from specs.cluster import AppCurrent, HostRecord, Keys, PlacementRecord, SpecRevision
@@ -70,6 +70,16 @@ class AppPlan:
     hashes: dict[str, str]
     plan: Plan
     failures: tuple[str, ...] = ()  # replicas left unplaced (only with partial=True)
+    # start-first in-place updates: extra replicas of the new definition that run (on hosts where
+    # they fit) until every replica of their service is updated; slot -> host
+    surge: dict[Slot, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what the plan could not do as asked (a surge that does not fit)
+
+    def lines(self) -> list[str]:
+        """The plan for a person: the diff, the surge replicas, the notes."""
+        surge = [f"+ {app}/{service}/{n} on {host} (start-first: until the update is done)"
+                 for (app, service, n), host in sorted(self.surge.items())]
+        return self.plan.lines() + surge + [f"! {note}" for note in self.notes]
 
 
 def plan_app(view: ClusterView, app: App, *, partial: bool = False) -> AppPlan:
@@ -92,7 +102,34 @@ def plan_app(view: ClusterView, app: App, *, partial: bool = False) -> AppPlan:
         replicas = {d.service: d.replicas for d in wanted}
         kept = tuple(c for c in plan.removes if c.slot[2] > replicas.get(c.slot[1], 0) or c.slot in desired)
         plan = replace(plan, removes=kept)
-    return AppPlan(app, desired, hashes, plan, tuple(failures))
+        return AppPlan(app, desired, hashes, plan, tuple(failures))
+    surge, notes = _surge(app, plan, hosts, desired, [r for r in view.placements if r.app == app.name], occupied)
+    return AppPlan(app, desired, hashes, plan, (), surge, notes)
+
+
+def _surge(app: App, plan: Plan, hosts: list[Host], desired: dict[Slot, str],
+           records: list[PlacementRecord], occupied: Mapping[str, Occupancy]) -> tuple[dict[Slot, str], tuple[str, ...]]:
+    """Start-first in-place updates: for each ``start-first`` service with replicas to update in
+    place, one extra replica per ``parallelism`` batch, placed like any replica (a surge replica
+    left by an interrupted update stays where it is). Its service never runs fewer than
+    ``replicas`` containers during the update; where no host has room, the update is stop-first
+    and a note says so."""
+    updating: dict[str, int] = {}
+    for c in plan.updates:
+        updating[c.slot[1]] = updating.get(c.slot[1], 0) + 1
+    services = {s: min(app.services[s].deploy.update_config.parallelism or n, n) for s, n in updating.items()
+                if app.services[s].deploy.update_config.order == "start-first"}
+    if not services:
+        return {}, ()
+    wanted = [replace(d, replicas=d.replicas + services.get(d.service, 0)) for d in demands(app)]
+    extra = {slot for d in wanted if d.service in services
+             for slot in ((app.name, d.service, n) for n in range(d.replicas - services[d.service] + 1, d.replicas + 1))}
+    current = dict(desired) | {(r.app, r.service, r.replica): r.host for r in records if (r.app, r.service, r.replica) in extra}
+    placed, _ = place_partial(hosts, wanted, current, occupied)
+    surge = {slot: host for slot, host in placed.items() if slot in extra}
+    notes = tuple(f"{s}: no host has room for a start-first replica; its update is stop-first"
+                  for s in sorted(services) if not any(slot[1] == s for slot in surge))
+    return surge, notes
 
 
 def _record(app: App, slot: Slot, host: str, revision: int, hashes: Mapping[str, str]) -> PlacementRecord:
@@ -126,24 +163,32 @@ def deploy_steps(ap: AppPlan, revision: int, *, batched: bool = True) -> list[St
 
     Batched, a move of a service whose ``update_config.order`` is ``start-first`` starts the
     replica on its new host in step 1 and stops the old one only in step 2 (after the caller has
-    seen step 1 healthy); ``stop-first`` moves do both in step 1."""
+    seen step 1 healthy); ``stop-first`` moves do both in step 1. The plan's surge replicas start
+    in step 1 too, the in-place updates follow batch by batch, and a last step stops the surge."""
     app, plan = ap.app, ap.plan
+    surge = ap.surge if batched else {}
 
     def start_first(c: Change) -> bool:
         return batched and app.services[c.slot[1]].deploy.update_config.order == "start-first"
 
-    puts = [_record(app, c.slot, c.host, revision, ap.hashes) for c in plan.creates + plan.moves if c.host]
-    deletes = list(plan.removes) + [Change(c.slot, None, c.old_host) for c in plan.moves if not start_first(c)]
+    def record(slot: Slot, host: str) -> PlacementRecord:
+        return _record(app, slot, host, revision, ap.hashes)
+
+    puts = [record(c.slot, c.host) for c in plan.creates + plan.moves if c.host]
+    puts += [record(slot, host) for slot, host in sorted(surge.items())]
+    deletes = [c for c in plan.removes if surge.get(c.slot) != c.old_host]  # a surge put replaces its key
+    deletes += [Change(c.slot, None, c.old_host) for c in plan.moves if not start_first(c)]
     later = tuple(Change(c.slot, None, c.old_host) for c in plan.moves if start_first(c))
     groups = batches(plan, app) if batched else [list(plan.updates)]
-    first = groups[0] if groups else []
-    steps = [Step(tuple(puts + [_record(app, c.slot, c.host, revision, ap.hashes) for c in first if c.host]),
-                  tuple(deletes), tuple(plan.creates + plan.moves + tuple(first)))]
-    for group in groups[1:]:
-        steps.append(Step(tuple(_record(app, c.slot, c.host, revision, ap.hashes) for c in group if c.host),
-                          (), tuple(group)))
+    first = [] if surge or not groups else groups.pop(0)
+    started = tuple(Change(slot, host) for slot, host in sorted(surge.items()))
+    steps = [Step(tuple(puts + [record(c.slot, c.host) for c in first if c.host]), tuple(deletes),
+                  plan.creates + plan.moves + started + tuple(first))]
     if later:
-        steps.insert(1, Step((), later, ()))
+        steps.append(Step((), later, ()))
+    steps += [Step(tuple(record(c.slot, c.host) for c in group if c.host), (), tuple(group)) for group in groups]
+    if surge:
+        steps.append(Step((), tuple(Change(slot, None, host) for slot, host in sorted(surge.items())), ()))
     return steps
 
 
@@ -178,11 +223,13 @@ def remove_decision(keys: Keys, app: str, records: Iterable[PlacementRecord], ex
     return Decision((Compare(keys.current(app), expected_mod),), tuple(ops), f"remove {app}")
 
 
-def reconcile_steps(view: ClusterView, app: App, revision: int) -> tuple[Step | None, tuple[str, ...]]:
+def reconcile_steps(view: ClusterView, app: App, revision: int, *,
+                    updating: bool = False) -> tuple[Step | None, tuple[str, ...]]:
     """Host loss (and any other drift): re-place what must move, create what is missing, remove
     what no longer belongs -- as much as can be placed (the rest stays put and is explained in the
-    second value). In-place updates are left to deploys (a paused rollout stays paused).
-    The step is None when nothing needs to change."""
+    second value). In-place updates are left to deploys (a paused rollout stays paused), and so
+    are removals while a deploy is ``updating`` (its surge replicas and the old halves of its
+    moves are its own to stop). The step is None when nothing needs to change."""
     ap = plan_app(view, app, partial=True)
     # Hosts in assume_alive have not registered yet: their labels are unknown, so nothing is taken
     # off them until they register or the grace period ends.
@@ -191,7 +238,8 @@ def reconcile_steps(view: ClusterView, app: App, revision: int) -> tuple[Step | 
     waiting = view.assume_alive
     draining = {c.slot for c in ap.plan.removes if c.old_host in view.cordons and c.slot in ap.desired}
     plan = Plan(ap.plan.creates, (), tuple(c for c in ap.plan.moves if c.old_host not in waiting),
-                tuple(c for c in ap.plan.removes if c.old_host not in waiting and c.slot not in draining),
+                tuple(c for c in ap.plan.removes if c.old_host not in waiting and c.slot not in draining
+                      and not updating),
                 ap.plan.unchanged + ap.plan.updates)
     if plan.empty:
         return None, ap.failures

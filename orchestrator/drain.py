@@ -23,7 +23,7 @@ from orchestrator.deploy import Step, drain_steps, step_decision
 from orchestrator.ops import Clock, WaitState, read_view, wait_ready
 from orchestrator.placement import PlacementError
 from orchestrator.plan import Change, service_hashes
-from specs.cluster import AppCurrent, CordonRecord
+from specs.cluster import CordonRecord
 from specs.errors import FusionError
 
 
@@ -46,8 +46,7 @@ def _commit(store: Store, app: str, step: Step, note: str, now: Clock) -> None:
     current, mod = store.current(app)
     if current is None:
         return  # removed meanwhile: nothing of it to move
-    record = AppCurrent(revision=current.revision, generation=current.generation + 1, updated_at=now(),
-                        note=note, previous=current.previous)
+    record = current.model_copy(update={"generation": current.generation + 1, "updated_at": now(), "note": note})
     store.commit(step_decision(store.keys, app, step, current=record, expected_mod=mod))
 
 

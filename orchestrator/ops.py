@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
@@ -233,6 +233,8 @@ def deploy(
     view = read_view(store)
     current, mod = store.current(app.name)
     ap = plan_app(view, app)
+    if wait is None:  # nothing is waited for, so nothing is batched: no start-first replicas
+        ap = replace(ap, surge={}, notes=())
     if on_plan:
         on_plan(ap)
     if current is not None and ap.plan.empty:
@@ -247,7 +249,11 @@ def deploy(
     report = DeployReport(app.name, revision, ap)
     for i, step in enumerate(steps):
         generation += 1
-        record = AppCurrent(revision=revision, generation=generation, updated_at=now(), note=note, previous=previous)
+        # Until the last step, the controller leaves this deploy's removals to it (for as long as
+        # the deploy may wait, so one that was interrupted does not hold them back for ever).
+        until = now() + wait.timeout + 60 if wait is not None and i < len(steps) - 1 else None
+        record = AppCurrent(revision=revision, generation=generation, updated_at=now(), note=note, previous=previous,
+                            updating_until=until)
         decision = step_decision(store.keys, app.name, step, current=record, expected_mod=mod,
                                  spec=spec if i == 0 else None)
         mod = store.commit(decision)

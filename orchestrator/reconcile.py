@@ -12,7 +12,6 @@ from collections.abc import Callable
 from common.store import ConflictError, Store, StoreError
 from orchestrator.deploy import reconcile_steps, step_decision
 from orchestrator.ops import Clock, read_view
-from specs.cluster import AppCurrent
 
 
 def reconcile_once(
@@ -26,12 +25,13 @@ def reconcile_once(
         current, mod = store.current(name)
         if current is None:
             continue
-        step, failures = reconcile_steps(view, app, current.revision)
+        updating = current.updating_until is not None and current.updating_until > now()
+        step, failures = reconcile_steps(view, app, current.revision, updating=updating)
         notes += [f"{name}: {f}" for f in failures]
         if step is None:
             continue
-        record = AppCurrent(revision=current.revision, generation=current.generation + 1, updated_at=now(),
-                            note="re-placed after host loss", previous=current.previous)
+        record = current.model_copy(update={"generation": current.generation + 1, "updated_at": now(),
+                                            "note": "re-placed after host loss"})
         try:
             store.commit(step_decision(store.keys, name, step, current=record, expected_mod=mod))
         except ConflictError:

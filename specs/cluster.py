@@ -52,7 +52,8 @@ The agent's side of the contract (fusion-agent on host H):
    PlacementRecord read ``apps/<app>/spec/<spec_revision>`` (immutable: cache it), take
    ``services[<service>]`` (a ``specs.app.Service``) and run replica n as a unit. A PUT whose
    ``service_hash`` equals what runs changes nothing; a different hash means replace the
-   container (``order``: start-first or stop-first). A DELETE means stop the unit and delete its
+   container in place (the orchestrator makes a start-first update start-first: it places an extra
+   replica first and removes it when the update is done). A DELETE means stop the unit and delete its
    ``status/H/...`` key. On start, reconcile against what already runs without restarting it.
 3. Put ``status/H/<app>/<service>/<n>`` (ContainerStatus, under the host lease) whenever state,
    health or ports change, always carrying the placement's ``service_hash`` and ``spec_revision``
@@ -238,6 +239,9 @@ class AppCurrent(_Record):
     updated_at: float
     note: str = ""
     previous: int | None = None  # the revision that was live before (what `fusion rollback` returns to)
+    # a deploy is under way until then (epoch seconds): the controller re-places the replicas of a
+    # lost host but removes nothing (not a start-first replica, nor the old one of a move)
+    updating_until: float | None = None
 
 
 class PlacementRecord(_Record):
@@ -246,7 +250,8 @@ class PlacementRecord(_Record):
     The agent reads the service's definition from ``SpecRevision`` ``spec_revision`` (immutable, so it
     may cache it). ``service_hash`` changes exactly when the service's definition changes: the agent
     restarts a container whose hash changed and leaves alone one whose hash did not.
-    ``order`` is the service's update order ("stop-first"/"start-first") for the agent's restart.
+    ``order`` is the service's update order ("stop-first"/"start-first"), for information: the
+    orchestrator carries it out (extra replicas, moves that start before they stop).
     """
 
     app: str

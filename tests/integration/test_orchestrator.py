@@ -213,6 +213,47 @@ def test_failed_update_is_rolled_back(store: Store, cluster: Hosts, run, tmp_pat
     assert {r["state"] for r in rows} == {"active"}
 
 
+def test_start_first_update_keeps_every_replica_running(store: Store, cluster: Hosts, run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    def start_first(image: str) -> str:
+        path = tmp_path / f"start-first-{image.replace(':', '-')}.yaml"
+        path.write_text(f"""
+name: guestbook
+services:
+  web:
+    image: {image}
+    ports: ["8080:80"]
+    deploy:
+      replicas: 2
+      placement: {{max_replicas_per_node: 1}}
+      update_config: {{parallelism: 1, order: start-first}}
+""")
+        return str(path)
+
+    run("deploy", start_first("web:1"), "--timeout", "30")
+    _, revision = store.range(store.keys.status_prefix())
+    out = run("deploy", start_first("web:2"), "--timeout", "30")
+    assert "(start-first: until the update is done)" in out and "revision 2 running and healthy" in out
+    # Replay the placements and the hosts' reports: the extra replica web/3 of revision 2 is
+    # running before web/1 is replaced, and stopped only once web/2 runs revision 2 too.
+    watch = store.watch(store.keys.root + "/", start_revision=revision + 1)
+    try:
+        events = watch.drain(5.0)
+    finally:
+        watch.cancel()
+    seen = []
+    for e in events:
+        if e.kv.key.startswith(store.keys.placements_prefix()):
+            seen.append(("placed" if e.type == "PUT" else "unplaced", e.kv.key.rsplit("/", 1)[1]))
+        elif e.kv.key.startswith(store.keys.status_prefix()) and e.type == "PUT":
+            status = ContainerStatus.model_validate_json(e.kv.value)
+            if status.spec_revision == 2 and status.state == "active":
+                seen.append(("running", str(status.replica)))
+    assert [x for i, x in enumerate(seen) if x not in seen[:i]] == [
+        ("placed", "3"), ("running", "3"), ("placed", "1"), ("running", "1"), ("placed", "2"), ("running", "2"),
+        ("unplaced", "3")]
+    assert sorted((r.replica, r.spec_revision) for r in store.placements(app="guestbook")) == [(1, 2), (2, 2)]
+
+
 def test_deploy_waits_and_says_why_not(store: Store, cluster: Hosts, run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cluster.failing_images.add("redis:7")
     out = run("deploy", spec(tmp_path), "--timeout", "10", code=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from labtools import explain_hosts, wait_for
 
 from common.store import EtcdConfig, Store
 from lab import ops
+from lab.frontdoor import FrontDoor, store_backends
+from lab.prober import Prober
 from lab.state import LabState
 
 pytestmark = [pytest.mark.lab]
@@ -30,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = "guestbook"
 
 
-def fusion(lab: LabState, *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FUSION_ETCD": lab.etcd_url}
+def fusion(lab: LabState, *args: str, timeout: float = 400, **env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FUSION_ETCD": lab.etcd_url, **env}
     return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, text=True,
                           capture_output=True, timeout=timeout, check=False)
 
@@ -123,6 +126,40 @@ def test_a_spec_that_cannot_be_placed_fails_clearly_and_changes_nothing(
     assert len(r.stderr.strip().splitlines()) <= 2 and "Traceback" not in r.stderr, r.stderr
     assert store.current(APP) == current
     assert sorted(r.model_dump_json() for r in store.placements()) == placements
+
+
+def test_a_start_first_update_keeps_both_web_replicas_serving(cluster: tuple[LabState, Store]) -> None:
+    """The guestbook's web is ``order: start-first``: an update in place first starts an extra
+    replica of the new definition (on the host without web), then replaces web/1 and web/2 one at
+    a time, then stops the extra one -- two web replicas are ready at every moment."""
+    lab, store = cluster
+    fewest: list[int] = []
+    done = threading.Event()
+
+    def count_ready() -> None:
+        while not done.wait(0.2):
+            fewest.append(sum(1 for s in store.statuses(app=APP) if s.service == "web" and s.ready))
+
+    sampler = threading.Thread(target=count_ready, daemon=True)
+    door = FrontDoor(store_backends(store, 8080), (lab.bridge_address, 0)).start()
+    prober = Prober(door.url, rate=10, duration=600).start()
+    sampler.start()
+    try:
+        r = fusion(lab, "deploy", str(ROOT / "examples" / "guestbook.yaml"), "--timeout", "300",
+                   GUESTBOOK_TITLE="Fusion guestbook, updated")
+    finally:
+        done.set()
+        sampler.join(timeout=10)
+        report = prober.stop()
+        door.stop()
+    assert r.returncode == 0, r.stdout + r.stderr + explain_hosts(lab)
+    assert "(start-first: until the update is done)" in r.stdout, r.stdout
+    assert fewest and min(fewest) >= 2, fewest
+    assert report.failed == 0, report.summary() + "\n" + "\n".join(report.failures)
+    assert sorted(r.replica for r in store.placements(app=APP) if r.service == "web") == [1, 2]
+    through_every_host(lab, [h.name for h in lab.hosts])
+    titles = {h.name: get(f"http://{h.address}:8080/cgi-bin/guestbook") for h in lab.hosts}
+    assert all(t and t.startswith("Fusion guestbook, updated") for t in titles.values()), titles
 
 
 def test_a_killed_host_s_containers_are_replaced_within_the_lease_ttl(cluster: tuple[LabState, Store]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from common.store import Compare, Delete, Put
@@ -197,3 +199,64 @@ def test_drain_starts_replacements_before_stopping() -> None:
     assert {(c.slot[1], c.slot[2]) for c in stop.deletes} == on_host and not stop.puts
     assert all(c.old_host == host for c in stop.deletes)
     assert drain_steps(view, a, 1, "elsewhere") is None
+
+
+def start_first_web(image: str, hosts: int = 3) -> tuple[App, ClusterView]:
+    """web (2 replicas, port 8080, start-first, one at a time) deployed as web:1 on ``hosts`` hosts,
+    and the spec that updates it to ``image``."""
+    [step] = deploy_steps(plan_app(ClusterView(HOSTS[:hosts]), published_web("web:1")), 1)
+    return published_web(image), ClusterView(HOSTS[:hosts], placements=step.puts,
+                                             apps={"guestbook": published_web("web:1")})
+
+
+def published_web(image: str, order: str = "start-first") -> App:
+    return app(web=web(2, image, update_config={"order": order, "parallelism": 1},
+                       placement={"max_replicas_per_node": 1}) | {"ports": [{"target": 80, "published": 8080}]})
+
+
+def test_start_first_in_place_update_runs_an_extra_replica_until_it_is_done() -> None:
+    a, view = start_first_web("web:2")
+    ap = plan_app(view, a)
+    placed = {r.host for r in view.placements}
+    [(slot, host)] = ap.surge.items()
+    assert slot == ("guestbook", "web", 3) and host not in placed  # the port is taken where web runs
+    assert f"+ guestbook/web/3 on {host} (start-first: until the update is done)" in ap.lines()
+    steps = deploy_steps(ap, 2)
+    # 1: the extra replica (no old one stops); 2, 3: one replica each, in place; 4: the extra one stops
+    assert [[(r.replica, r.host) for r in s.puts] for s in steps] == [
+        [(3, host)], [(1, ap.desired[("guestbook", "web", 1)])], [(2, ap.desired[("guestbook", "web", 2)])], []]
+    assert [[(c.slot[2], c.old_host) for c in s.deletes] for s in steps] == [[], [], [], [(3, host)]]
+    assert steps[0].changes == (Change(slot, host),)  # the caller waits for it to be healthy
+    assert all(r.service_hash == ap.hashes["web"] for s in steps for r in s.puts)
+    # unbatched (--no-wait): all at once, no extra replica
+    assert [len(s.puts) for s in deploy_steps(ap, 2, batched=False)] == [2]
+
+
+def test_start_first_without_room_is_stop_first_and_says_so() -> None:
+    a, view = start_first_web("web:2", hosts=2)
+    ap = plan_app(view, a)
+    assert ap.surge == {} and ap.notes == ("web: no host has room for a start-first replica; its update is stop-first",)
+    assert [len(s.puts) for s in deploy_steps(ap, 2)] == [1, 1]
+
+
+def test_an_interrupted_start_first_update_is_finished_by_the_next_deploy() -> None:
+    a, view = start_first_web("web:2")
+    [first, *_] = deploy_steps(plan_app(view, a), 2)
+    view = replace(view, placements=view.placements + first.puts)  # it stopped after step 1
+    ap = plan_app(view, published_web("web:3"))
+    assert ap.surge == {("guestbook", "web", 3): first.puts[0].host}  # the same host: put again, not deleted
+    steps = deploy_steps(ap, 3)
+    assert not steps[0].deletes and steps[0].puts[0].service_hash == ap.hashes["web"]
+    assert [c.slot for c in steps[-1].deletes] == [("guestbook", "web", 3)]
+    # a stop-first deploy removes it at once
+    stop_first = plan_app(view, published_web("web:3", "stop-first"))
+    assert [c.slot for c in deploy_steps(stop_first, 3)[0].deletes] == [("guestbook", "web", 3)]
+
+
+def test_the_controller_removes_nothing_while_a_deploy_is_updating() -> None:
+    a, view = start_first_web("web:2")
+    [first, *_] = deploy_steps(plan_app(view, a), 2)
+    view = replace(view, placements=view.placements + first.puts, apps={"guestbook": a})
+    step, _ = reconcile_steps(view, a, 2)
+    assert step is not None and [c.slot for c in step.deletes] == [("guestbook", "web", 3)]
+    assert reconcile_steps(view, a, 2, updating=True) == (None, ())
