@@ -182,9 +182,11 @@ class Firmware:
             self.report(reason=f"could not make the fallback the default: {e}")
 
     def reset(self, proc: Any, leader: int | None) -> None:
-        """Hard reset: kill the host's PID 1 (its whole PID namespace dies with it)."""
-        if leader and alive(leader):
-            os.kill(leader, signal.SIGKILL)
+        """Hard reset: kill the host's PID 1 (its whole PID namespace dies with it) -- every init
+        running from the host's deployments, so that none outlives its systemd-nspawn."""
+        for pid in {leader, *machine.host_inits(self.state).get(self.host.name, [])}:
+            if pid and alive(pid):
+                os.kill(pid, signal.SIGKILL)
         try:
             proc.wait(timeout=30)
         except Exception:  # noqa: BLE001 - nspawn stuck: kill it too

@@ -131,17 +131,51 @@ def nspawn_args(state: LabState, host: HostConfig, deployment: str) -> list[str]
     ]
 
 
+def _ns_pids(pid: str | int) -> list[str]:
+    """A process's pid in each PID namespace it is in, outermost first ([] if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return []
+    return next((ln.split()[1:] for ln in status.splitlines() if ln.startswith("NSpid:")), [])
+
+
+def is_init(pid: str | int) -> bool:
+    """Is ``pid`` the PID 1 of a PID namespace below ours (a container's init)?"""
+    nspid = _ns_pids(pid)
+    return len(nspid) >= 2 and nspid[-1] == "1"
+
+
 def leader_pid(nspawn_pid: int) -> int | None:
-    """The nspawn child (the host's PID 1): the process whose parent is systemd-nspawn."""
+    """The host's PID 1: the child of systemd-nspawn that is the init of its own PID namespace
+    (not nspawn's short-lived helper child, which a boot would otherwise be watched through)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue
         fields = text.rsplit(")", 1)[1].split()
-        if int(fields[1]) == nspawn_pid:
+        if int(fields[1]) == nspawn_pid and is_init(stat.parent.name):
             return int(stat.parent.name)
     return None
+
+
+def host_inits(state: LabState) -> dict[str, list[int]]:
+    """Per host, the init processes (PID 1 of their own PID namespace) whose root is one of its
+    deployments on this lab's tmpfs, whether or not the firmware still knows them (one /proc scan)."""
+    source = f" fusion-lab-{state.config.name} "
+    found: dict[str, list[int]] = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        if not is_init(proc.name):
+            continue
+        try:
+            root = next((ln for ln in (proc / "mountinfo").read_text().splitlines() if ln.split()[4] == "/"), "")
+        except (OSError, IndexError):
+            continue
+        parts = root.split()[3].split("/") if source in root else []  # /hosts/<host>/sysroot/...
+        if len(parts) > 3 and parts[1] == "hosts" and parts[3] == "sysroot":
+            found.setdefault(parts[2], []).append(int(proc.name))
+    return found
 
 
 def exec_args(leader: int, cmd: list[str]) -> list[str]:

@@ -265,7 +265,7 @@ def kill(state: LabState, host: str) -> None:
         os.kill(lead, signal.SIGKILL)
     if isinstance(nsp, int):
         services.stop_pid(nsp, "systemd-nspawn", timeout=20)
-    for pid in host_inits(state).get(host, []):  # an init whose systemd-nspawn died first keeps running
+    for pid in machine.host_inits(state).get(host, []):  # an init whose systemd-nspawn died first keeps running
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # PID 1 of its namespace: everything in it goes too
     info.update(phase="off", leader=None, nspawn_pid=None, reason="killed (power loss)")
@@ -437,30 +437,10 @@ def leftovers(state: LabState) -> list[str]:
             if isinstance(pid, int) and services.alive(pid, marker) and (marker or key != "leader" or
                                                                           _in_netns(pid, h.netns)):
                 found.append(f"process {h.name} {key} ({pid})")
-    inits = host_inits(state)
+    inits = machine.host_inits(state)
     for h in state.hosts:
         found += [f"process {h.name} init ({pid})" for pid in inits.get(h.name, [])]
     found += network.leftovers(state)
-    return found
-
-
-def host_inits(state: LabState) -> dict[str, list[int]]:
-    """Per host, the init processes (PID 1 of their own PID namespace) whose root is one of its
-    deployments on this lab's tmpfs, whether or not the firmware still knows them (one /proc scan)."""
-    source = f" fusion-lab-{state.config.name} "
-    found: dict[str, list[int]] = {}
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            nspid = next((ln.split()[1:] for ln in (proc / "status").read_text().splitlines()
-                          if ln.startswith("NSpid:")), [])
-            if len(nspid) < 2 or nspid[-1] != "1":
-                continue
-            root = next((ln for ln in (proc / "mountinfo").read_text().splitlines() if ln.split()[4] == "/"), "")
-        except (OSError, IndexError):
-            continue
-        parts = root.split()[3].split("/") if source in root else []  # /hosts/<host>/sysroot/...
-        if len(parts) > 3 and parts[1] == "hosts" and parts[3] == "sysroot":
-            found.setdefault(parts[2], []).append(int(proc.name))
     return found
 
 
