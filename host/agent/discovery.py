@@ -10,6 +10,10 @@ The choice is sticky, so that containers are not restarted for nothing: the addr
 is kept while it still serves a ready replica, and also while no replica is ready (a dependency
 that restarts does not restart its dependents); it changes when a different host takes over.
 A change of address changes the rendered unit, so the agent restarts that container.
+
+A container is first started only once every service it depends on can be reached (a replica on
+this host, or an address from a ready one elsewhere): ``depends_on`` holds across hosts as it does
+on one host, and a web front end never starts without its database's name (:func:`waiting_for`).
 """
 
 from __future__ import annotations
@@ -44,3 +48,9 @@ def remote_dependencies(
 
 def add_host_args(addresses: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(f"--add-host={name}:{address}" for name, address in sorted(addresses.items()))
+
+
+def waiting_for(app: App, service: str, local_services: Set[str], addresses: Mapping[str, str]) -> list[str]:
+    """The dependencies of ``service`` that cannot be reached yet: no replica on this host and no
+    address (nothing of them has been ready anywhere)."""
+    return sorted(set(app.services[service].depends_on) - set(local_services) - set(addresses))

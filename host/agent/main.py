@@ -454,6 +454,13 @@ class Agent:
             addresses = discovery.remote_dependencies(
                 app, service, set(local[app_name]), ready.get(app_name, {}), previous_add_hosts(first)
             )
+            missing = discovery.waiting_for(app, service, set(local[app_name]), addresses)
+            if missing and not any((self.config.unit_dir / container_unit(app_name, service, n)).exists()
+                                   for n in replicas[service]):
+                for p in ps:  # first start: not before what it depends on can be reached
+                    self.messages[(p.app, p.service, p.replica)] = (
+                        f"waiting for {', '.join(missing)} (depends_on) to be ready on some host")
+                continue
             options = HostOptions(podman_args=self.config.podman_args + discovery.add_host_args(addresses))
             try:
                 result = render_service(app, service, engine="podman", replicas=replicas, host=options)

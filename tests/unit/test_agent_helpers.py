@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from host.agent.discovery import add_host_args, remote_dependencies
+from host.agent.discovery import add_host_args, remote_dependencies, waiting_for
 from host.agent.main import container_status, parse_labels, parse_meminfo
 from host.agent.reconcile import add_hosts as parse_add_hosts
 from host.agent.reconcile import stamp
@@ -100,6 +100,13 @@ def test_the_choice_is_sticky() -> None:
     # another host took over: follow it
     moved = {"redis": [ep("10.0.0.4")]}
     assert remote_dependencies(GUESTBOOK, "web", {"web"}, moved, {"redis": "10.0.0.3"}) == {"redis": "10.0.0.4"}
+
+
+def test_a_dependency_without_a_replica_here_or_an_address_is_waited_for() -> None:
+    assert waiting_for(GUESTBOOK, "web", {"web"}, {}) == ["redis"]
+    assert waiting_for(GUESTBOOK, "web", {"web"}, {"redis": "10.0.0.2"}) == []
+    assert waiting_for(GUESTBOOK, "web", {"web", "redis"}, {}) == []
+    assert waiting_for(GUESTBOOK, "redis", {"redis"}, {}) == []
 
 
 def test_add_hosts_are_read_back_from_a_unit() -> None:
