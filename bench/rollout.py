@@ -147,6 +147,10 @@ def main() -> None:
             if (now_layout := layout(store)) != start_layout:
                 print(f"bench: warning: the rollout starts from another placement: {now_layout} "
                       f"(the baseline: {start_layout})", file=sys.stderr)
+            web = sum(1 for s in store.statuses(app=app.name) if s.service == "web")
+            deadline = time.monotonic() + 10  # the front door sees the new replicas (it polls every 0.5 s)
+            while len(door.backends) < web and time.monotonic() < deadline:
+                time.sleep(0.1)
             prober = Prober(door.url, rate=a.rate, duration=1800).start()
             probe_start = time.monotonic()
             ops.publish_version(lab, "2")

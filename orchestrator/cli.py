@@ -85,10 +85,10 @@ def _when(ts: float) -> str:
 
 
 def _progress() -> ops.Progress:
-    last: list[tuple[int, int]] = []
+    last: list[tuple[int, int, int]] = []
 
     def show(state: ops.WaitState) -> None:
-        key = (len(state.ready()), len(state.targets))
+        key = (len(state.ready()), len(state.targets), len(state.stopping()))
         if last and last[-1] == key:
             return
         last.append(key)
@@ -96,6 +96,8 @@ def _progress() -> ops.Progress:
         line = f"  {key[0]}/{key[1]} running and healthy"
         if pending:
             line += f" (waiting for {pending[0]}" + (f" and {len(pending) - 1} more)" if len(pending) > 1 else ")")
+        elif key[2]:
+            line += f" ({key[2]} removed still stopping)"
         click.echo(line, err=True)
 
     return show

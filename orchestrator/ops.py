@@ -86,6 +86,7 @@ class WaitState:
     targets: dict[Slot, tuple[str, str]]  # slot -> (host, service_hash) expected to be ready
     statuses: dict[tuple[str, Slot], ContainerStatus] = field(default_factory=dict)  # (host, slot)
     read_at: int = 0  # revision of the last full read: watch events up to it are already in
+    gone: frozenset[tuple[str, Slot]] = frozenset()  # (host, slot) removed: its report goes once stopped
 
     def follow(self, placements: Iterable[PlacementRecord]) -> None:
         """Expect a target where it is placed now, with the same definition: the controller moves
@@ -135,6 +136,10 @@ class WaitState:
     def done(self) -> bool:
         return len(self.ready()) == len(self.targets)
 
+    def stopping(self) -> list[tuple[str, Slot]]:
+        """Removed containers whose host still reports them (not stopped yet)."""
+        return sorted(g for g in self.gone if g in self.statuses)
+
 
 def wait_ready(
     store: Store,
@@ -145,22 +150,29 @@ def wait_ready(
     progress: Progress | None = None,
     clock: Clock = time.monotonic,
     resync: float = 5.0,
+    gone: Iterable[tuple[str, Slot]] = (),
+    settle: float = 30.0,
 ) -> WaitState:
-    """Watch the app's container reports until every target is ready, one has failed, or ``timeout``."""
-    state = WaitState(dict(targets))
+    """Watch the app's container reports until every target is ready, one has failed, or ``timeout``.
+    Once the targets are ready, wait up to ``settle`` seconds more for the reports of the removed
+    containers in ``gone`` to go (their hosts stopped them, and a routing-mesh proxy took their
+    ports over): a deploy that returns has nothing half-stopped left. Only the targets decide
+    ``done``."""
+    state = WaitState(dict(targets), gone=frozenset(gone))
     kvs, revision = store.range(store.keys.status_prefix())
     state.read_at = revision
     for kv in kvs:
         _record(state, kv, app)
     if progress:
         progress(state)
-    if state.done or state.failed():
+    if (state.done and not state.stopping()) or state.failed():
         return state
     watch = store.watch(store.keys.status_prefix(), start_revision=revision + 1)
     deadline = clock() + timeout
     last_sync = clock()
+    settled_by: float | None = None
     try:
-        while clock() < deadline:
+        while clock() < min(deadline, settled_by or deadline):
             events = watch.drain(min(1.0, max(0.0, deadline - clock())))
             for e in events:
                 if e.kv.mod_revision <= state.read_at:
@@ -182,8 +194,10 @@ def wait_ready(
                     progress(state)
             if events and progress:
                 progress(state)
-            if state.done or state.failed():
+            if (state.done and not state.stopping()) or state.failed():
                 break
+            if state.done and settled_by is None:
+                settled_by = clock() + settle
     finally:
         watch.cancel()
     return state
@@ -261,11 +275,13 @@ def deploy(
         if wait is None:
             continue
         targets = {c.slot: (c.host, ap.hashes[c.slot[1]]) for c in step.changes if c.host}
+        gone: list[tuple[str, Slot]] = []
         if i == len(steps) - 1:
             targets = {slot: (host, ap.hashes[slot[1]]) for slot, host in ap.desired.items()}
+            gone = [(c.old_host, c.slot) for s in steps for c in s.deletes if c.old_host]
         if not targets:
             continue
-        state = wait_ready(store, app.name, targets, timeout=wait.timeout, progress=wait.progress)
+        state = wait_ready(store, app.name, targets, timeout=wait.timeout, progress=wait.progress, gone=gone)
         if state.done:
             services = {c.slot[1] for c in step.changes}
             delay = max((app.services[s].deploy.update_config.delay for s in services), default=0.0)

@@ -67,9 +67,11 @@ class Hosts:
         self.store.lease_revoke(self.leases.pop(name))
 
     def _report(self) -> None:
+        placed = set()
         for r in self.store.placements():
             if r.host not in self.leases:
                 continue
+            placed.add(self.store.keys.status(r.host, r.app, r.service, r.replica))
             spec = self.store.spec(r.app, r.spec_revision)
             assert spec is not None
             image = spec.app["services"][r.service]["image"]
@@ -84,6 +86,11 @@ class Hosts:
             kv = self.store.get(key)
             if kv is None or kv.value != status.to_json():
                 self.store.put(key, status.to_json(), lease=self.leases[r.host])
+        for name in list(self.leases):  # a container no longer placed here has stopped: its report goes
+            kvs, _ = self.store.range(self.store.keys.status_prefix(name))
+            for kv in kvs:
+                if kv.key not in placed:
+                    self.store.delete(kv.key)
         for name in list(self.leases):
             kvs, _ = self.store.range(self.store.keys.logs_prefix(name))
             for kv in kvs:

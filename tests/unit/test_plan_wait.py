@@ -52,3 +52,12 @@ def test_endpoints_for_discovery() -> None:
     assert [(e.replica, e.host, e.address) for e in found["web"]] == [(1, "h3", "10.0.0.3"), (2, "h2", "10.0.0.2")]
     assert found["web"][1].ports[0].host_port == 8080
     assert endpoints(reports, "other") == {}
+
+
+def test_removed_containers_are_stopping_while_their_host_reports_them() -> None:
+    s = WaitState({("gb", "web", 1): ("h1", "H")}, gone=frozenset({("h2", ("gb", "web", 2))}))
+    s.statuses[("h1", ("gb", "web", 1))] = status(1, "h1", state="active", health="healthy")
+    s.statuses[("h2", ("gb", "web", 2))] = status(2, "h2", state="deactivating")
+    assert s.done and s.stopping() == [("h2", ("gb", "web", 2))]
+    del s.statuses[("h2", ("gb", "web", 2))]
+    assert s.stopping() == []
