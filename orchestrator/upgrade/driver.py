@@ -123,8 +123,10 @@ def _same(a: TreeRequest | None, b: TreeRequest | None) -> bool:
 
 
 def turn(store: Store, rollout_id: str, *, drain_timeout: float | None = None,
-         say: Callable[[str], None] = lambda _: None, now: Callable[[], float] = time.time) -> RolloutState:
-    """One decision and its actions; returns the state as saved."""
+         say: Callable[[str], None] = lambda _: None, now: Callable[[], float] = time.time,
+         on_saved: Callable[[RolloutState], None] | None = None) -> RolloutState:
+    """One decision and its actions; returns the state as saved (also given to ``on_saved`` as soon
+    as it is saved, before the actions: a display shows a host draining while it drains)."""
     state, mod = rollouts.load(store, rollout_id)
     if state is None:
         raise FusionError(f"no rollout {rollout_id}")
@@ -136,6 +138,8 @@ def turn(store: Store, rollout_id: str, *, drain_timeout: float | None = None,
             rollouts.save(store, new, mod)
         except ConflictError:
             return state  # a person paused or aborted meanwhile: decide again on the new state
+        if on_saved:
+            on_saved(new)
     host_actions = rollouts.carry_out_store_actions(store, new, actions, now())
     if new.phase in ("done", "aborted", "halted") and not any(h.state in machine.IN_FLIGHT for h in new.hosts):
         slots.release_owned(store, new.id)
@@ -171,7 +175,7 @@ def drive(store: Store, rollout_id: str, *, on_turn: Callable[[RolloutState], No
                store.watch(store.keys.slots_prefix(), into=watch)]
     try:
         while True:
-            state = turn(store, rollout_id, say=say, now=now)
+            state = turn(store, rollout_id, say=say, now=now, on_saved=on_turn)
             if on_turn:
                 on_turn(state)
             if finished(state) or stop() or (deadline is not None and time.monotonic() >= deadline):
