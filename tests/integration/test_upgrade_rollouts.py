@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from common.store import ConflictError, Store
@@ -10,7 +13,9 @@ from orchestrator.upgrade import rollouts, slots
 from orchestrator.upgrade.machine import (
     Drain,
     Reboot,
+    RolloutState,
     Stage,
+    approve,
     new_rollout,
     pause,
     step,
@@ -51,49 +56,97 @@ def test_failed_versions_are_collected_from_every_rollout(store: Store) -> None:
     assert [h.state for h in c.hosts] == ["failed", "failed", "waiting"]
 
 
-def test_an_orchestrator_killed_after_every_step_finishes_the_rollout(store: Store) -> None:
-    hosts = ["h1", "h2", "h3"]
-    lease = store.lease_grant(60)
-    booted = dict.fromkeys(hosts, OLD)
-    staged: dict[str, str | None] = dict.fromkeys(hosts)
-    drained: set[str] = set()
+class Fleet:
+    """Hosts that do what a rollout asks at once (drain, stage, reboot into the staged tree) and
+    report it, driven by an orchestrator that is "killed" after every step: each step loads the
+    rollout from etcd, decides, saves, then acts."""
 
-    def register() -> None:  # what the agents report
-        for h in hosts:
-            store.register_host(HostRecord(name=h, tree=TreeState(booted=booted[h], staged=staged[h])), lease)
+    def __init__(self, store: Store, hosts: list[str]) -> None:
+        self.store, self.hosts = store, hosts
+        self.lease = store.lease_grant(60)
+        self.booted = dict.fromkeys(hosts, OLD)
+        self.staged: dict[str, str | None] = dict.fromkeys(hosts)
+        self.drained: set[str] = set()
 
-    store.set_cordon("h3", CordonRecord(reason="a person's cordon", by="cli"))
-    rollouts.save(store, new_rollout("r1", "2", NEW, hosts, 0.0), 0)
-    now = 0.0
-    try:
-        for _ in range(100):
-            register()
-            # a fresh "process" each time: everything comes from etcd
-            state, read_at = rollouts.load(store, "r1")
-            assert state is not None
-            state, actions = step(state, rollouts.observe(store, state, frozenset(drained)), now)
-            rollouts.save(store, state, read_at)  # persist first, then act
-            rest = rollouts.carry_out_store_actions(store, state, actions, now)
-            holders = {r.holder for r in slots.holders(store).values()}
-            assert len(holders) <= 1 and set(store.cordons()) - {"h3"} <= holders  # cordoned only with a slot
-            for a in rest:
-                if isinstance(a, Drain):
-                    drained.add(a.host)
-                elif isinstance(a, Stage):
-                    staged[a.host] = a.checksum
-                elif isinstance(a, Reboot):
-                    booted[a.host], staged[a.host] = staged[a.host] or booted[a.host], None
-                    drained.discard(a.host)
-            now += 5
-            if state.phase == "done":
+    def step(self, rollout_id: str, now: float) -> RolloutState:
+        for h in self.hosts:  # what the agents report
+            self.store.register_host(HostRecord(name=h, tree=TreeState(booted=self.booted[h], staged=self.staged[h])),
+                                     self.lease)
+        state, read_at = rollouts.load(self.store, rollout_id)
+        assert state is not None
+        state, actions = step(state, rollouts.observe(self.store, state, frozenset(self.drained)), now)
+        rollouts.save(self.store, state, read_at)  # persist first, then act
+        rest = rollouts.carry_out_store_actions(self.store, state, actions, now)
+        holders = {r.holder for r in slots.holders(self.store).values()}
+        assert len(holders) <= 1  # max_unavailable 1
+        for a in rest:
+            if isinstance(a, Drain):
+                self.drained.add(a.host)
+            elif isinstance(a, Stage):
+                self.staged[a.host] = a.checksum
+            elif isinstance(a, Reboot):
+                self.booted[a.host], self.staged[a.host] = self.staged[a.host] or self.booted[a.host], None
+                self.drained.discard(a.host)
+        return state
+
+    def run(self, rollout_id: str, now: float, steps: int = 100, every: float = 5.0) -> tuple[RolloutState, float]:
+        """Step until nothing changes any more (or ``steps``); returns the last state and time."""
+        last = None
+        for _ in range(steps):
+            state = self.step(rollout_id, now)
+            now += every
+            if state == last or state.phase == "done":
                 break
-        final, _ = rollouts.load(store, "r1")
-        assert final is not None and final.phase == "done"
-        assert [h.state for h in final.hosts] == ["done"] * 3
-        assert booted == dict.fromkeys(hosts, NEW) and slots.holders(store) == {}
-        assert list(store.cordons()) == ["h3"]  # the person's cordon is left alone
+            last = state
+        return state, now
+
+    def close(self) -> None:
+        self.store.lease_revoke(self.lease)
+
+
+@pytest.fixture()
+def fleet(store: Store) -> Iterator[Fleet]:
+    f = Fleet(store, ["h1", "h2", "h3"])
+    try:
+        yield f
     finally:
-        store.lease_revoke(lease)
+        f.close()
+
+
+def test_an_orchestrator_killed_after_every_step_finishes_the_rollout(store: Store, fleet: Fleet) -> None:
+    store.set_cordon("h3", CordonRecord(reason="a person's cordon", by="cli"))
+    rollouts.save(store, new_rollout("r1", "2", NEW, fleet.hosts, 0.0), 0)
+    final, _ = fleet.run("r1", 0.0)
+    assert final.phase == "done" and rollouts.load(store, "r1")[0] == final
+    assert [h.state for h in final.hosts] == ["done"] * 3
+    assert fleet.booted == dict.fromkeys(fleet.hosts, NEW) and slots.holders(store) == {}
+    assert list(store.cordons()) == ["h3"]  # the person's cordon is left alone
+
+
+def test_canaries_wait_for_approval(store: Store, fleet: Fleet) -> None:
+    rollouts.save(store, new_rollout("r1", "2", NEW, fleet.hosts, 0.0, canary=1), 0)
+    state, now = fleet.run("r1", 0.0)
+    assert [h.state for h in state.hosts] == ["done", "waiting", "waiting"] and state.phase == "running"
+    assert fleet.booted == {"h1": NEW, "h2": OLD, "h3": OLD} and slots.holders(store) == {}
+    loaded, read_at = rollouts.load(store, "r1")
+    assert loaded is not None
+    rollouts.save(store, approve(loaded), read_at)  # `fusion upgrade approve`
+    state, _ = fleet.run("r1", now)
+    assert state.phase == "done" and fleet.booted == dict.fromkeys(fleet.hosts, NEW)
+
+
+def test_no_host_starts_outside_the_window_and_one_under_way_finishes(store: Store, fleet: Fleet) -> None:
+    saturday = datetime(2026, 12, 5, tzinfo=UTC)  # a Saturday
+    window = "Sat 02:00-03:00 UTC"
+    rollouts.save(store, new_rollout("r1", "2", NEW, fleet.hosts, 0.0, window=window), 0)
+    state, _ = fleet.run("r1", (saturday + timedelta(hours=1)).timestamp(), steps=10)
+    assert [h.state for h in state.hosts] == ["waiting"] * 3 and slots.holders(store) == {}
+    # h1 starts (takes a slot, then drains) just before the window closes: it finishes; the others
+    # wait for next Saturday
+    state, _ = fleet.run("r1", (saturday + timedelta(hours=3, seconds=-10)).timestamp())
+    assert [h.state for h in state.hosts] == ["done", "waiting", "waiting"] and state.phase == "running"
+    state, _ = fleet.run("r1", (saturday + timedelta(days=7, hours=2)).timestamp())
+    assert state.phase == "done" and fleet.booted == dict.fromkeys(fleet.hosts, NEW)
 
 
 def test_observe_reads_registrations_health_and_own_slots(store: Store) -> None:
