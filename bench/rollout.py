@@ -65,6 +65,18 @@ def healthy_since(store: Store, host: str, t0: float, timeout: float = 300) -> f
     raise SystemExit(f"bench: {host} did not come back healthy within {timeout:.0f}s")
 
 
+def all_registered(store: Store, lab: LabState, timeout: float = 60) -> None:
+    """Wait until every host of the lab is registered (a deploy places on the registered hosts only,
+    so the baseline and the rollout start from the same placement); says so when one was not."""
+    want = {h.name for h in lab.hosts}
+    deadline = time.monotonic() + timeout
+    while (missing := want - {h.name for h in store.hosts()}) and time.monotonic() < deadline:
+        print(f"bench: waiting for {', '.join(sorted(missing))} to register", file=sys.stderr)
+        time.sleep(1)
+    if missing:
+        raise SystemExit(f"bench: {', '.join(sorted(missing))} not registered within {timeout:.0f}s")
+
+
 def layout(store: Store) -> list[tuple[str, str, int]]:
     """Where each container is placed: (host, service, replica), sorted."""
     return sorted((p.host, p.service, p.replica) for p in store.placements())
@@ -135,6 +147,7 @@ def main() -> None:
     store = Store(EtcdConfig.parse(lab.etcd_url))
     try:
         app = load_any([ROOT / "examples" / "guestbook.yaml"], env={})
+        all_registered(store, lab)
         cluster.deploy(store, app, note="bench", wait=cluster.WaitOptions(timeout=180))
         start_layout = layout(store)
         door = FrontDoor(store_backends(store, 8080), (lab.bridge_address, 0)).start()
@@ -143,6 +156,7 @@ def main() -> None:
             print("lower bounds, one host at a time:", file=sys.stderr)
             bounds = lower_bounds(lab, store)
             prober.stop()  # the app goes away for a moment: its own prober comes after
+            all_registered(store, lab)
             redeploy(store, app)
             if (now_layout := layout(store)) != start_layout:
                 print(f"bench: warning: the rollout starts from another placement: {now_layout} "

@@ -12,6 +12,8 @@ number; ``<rev>`` is zero-padded to 8 digits so keys sort in revision order)::
                                                          that every placement decision for the app bumps;
                                                          decisions compare its mod_revision (optimistic
                                                          concurrency). Absent: the app is not deployed.
+                                                         ``updating_until``: a deploy is under way (the
+                                                         controller then removes nothing of the app).
     <root>/placements/<host>/<app>/<service>/<n>
                                           PlacementRecord "run replica n of app/service on host, as in spec
                                                          revision r". Written by the orchestrator only.
