@@ -9,7 +9,8 @@ prober sends 10 requests per second. Then, in the same process:
    per-host lower bounds: a rollout with ``--max-unavailable 1`` cannot do less than drain +
    reboot + verify for each host, one after the other.
 2. the app removed and deployed again, so the rollout starts from the placement the baseline started
-   from (a drain moves containers: after the baseline, a host may hold more or fewer of them);
+   from (a drain moves containers: after the baseline, a host may hold more or fewer of them); both
+   deploys are checked against the planner's placement on all the lab's hosts;
 3. ``fusion lab publish --version 2``, then ``fusion upgrade --version 2`` (the CLI, as a user runs
    it), timed from start to exit. Its per-host state changes are stamped as they are printed.
 
@@ -44,6 +45,7 @@ from lab.prober import Prober  # noqa: E402
 from lab.state import LabConfig, LabState  # noqa: E402
 from orchestrator import drain as drains  # noqa: E402
 from orchestrator import ops as cluster  # noqa: E402
+from orchestrator.deploy import plan_app  # noqa: E402
 from specs.app import App  # noqa: E402
 from units.sources import load_any  # noqa: E402
 
@@ -82,15 +84,31 @@ def layout(store: Store) -> list[tuple[str, str, int]]:
     return sorted((p.host, p.service, p.replica) for p in store.placements())
 
 
-def redeploy(store: Store, app: App) -> None:
-    """Remove the app and deploy it again: the same hosts, none cordoned, give the same placement."""
+def remove(store: Store, app: App) -> None:
     cluster.remove(store, app.name)
     deadline = time.monotonic() + 120
     while store.statuses(app=app.name):
         if time.monotonic() > deadline:
             raise SystemExit("bench: the removed app's containers did not go within 120s")
         time.sleep(0.2)
-    cluster.deploy(store, app, note="bench", wait=cluster.WaitOptions(timeout=180))
+
+
+def deploy_as_planned(store: Store, lab: LabState, app: App, tries: int = 3) -> None:
+    """Deploy ``app`` (not deployed now) and check that it runs where the planner put it: on the
+    same registered hosts the plan is the same, so the baseline and the rollout start from the same
+    placement. A replica that moved while the deploy waited (the controller re-placed it) is
+    reported with the controller's log, and the app is deployed again."""
+    for _ in range(tries):
+        all_registered(store, lab)
+        planned = sorted((host, s, n) for (_, s, n), host in plan_app(cluster.read_view(store), app).desired.items())
+        cluster.deploy(store, app, note="bench", wait=cluster.WaitOptions(timeout=180))
+        if (now := layout(store)) == planned:
+            return
+        log = lab.logs / "controller.log"
+        print(f"bench: warning: the app runs at {now}, planned at {planned}; the controller said:\n"
+              + (log.read_text()[-2000:] if log.exists() else "(nothing)"), file=sys.stderr)
+        remove(store, app)
+    raise SystemExit(f"bench: the app did not stay where it was planned in {tries} deploys")
 
 
 def lower_bounds(lab: LabState, store: Store) -> dict[str, tuple[float, float]]:
@@ -147,8 +165,7 @@ def main() -> None:
     store = Store(EtcdConfig.parse(lab.etcd_url))
     try:
         app = load_any([ROOT / "examples" / "guestbook.yaml"], env={})
-        all_registered(store, lab)
-        cluster.deploy(store, app, note="bench", wait=cluster.WaitOptions(timeout=180))
+        deploy_as_planned(store, lab, app)
         start_layout = layout(store)
         door = FrontDoor(store_backends(store, 8080), (lab.bridge_address, 0)).start()
         prober = Prober(door.url, rate=a.rate, duration=1800).start()
@@ -156,8 +173,8 @@ def main() -> None:
             print("lower bounds, one host at a time:", file=sys.stderr)
             bounds = lower_bounds(lab, store)
             prober.stop()  # the app goes away for a moment: its own prober comes after
-            all_registered(store, lab)
-            redeploy(store, app)
+            remove(store, app)
+            deploy_as_planned(store, lab, app)
             if (now_layout := layout(store)) != start_layout:
                 print(f"bench: warning: the rollout starts from another placement: {now_layout} "
                       f"(the baseline: {start_layout})", file=sys.stderr)

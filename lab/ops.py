@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from common.runner import run, spawn
+from common.store import EtcdConfig, Store
 from lab import bootcount, images, machine, network, services, tree
 from lab.state import (
     HostConfig,
@@ -120,7 +121,9 @@ def up(config: LabConfig, treefile: str | None = None, progress: Progress = _qui
         start_firmware(state, host)
 
     progress(f"booting {len(state.hosts)} hosts")
+    deadline = time.monotonic() + wait
     wait_running(state, [h.name for h in state.hosts], timeout=wait)
+    wait_registered(state, timeout=max(10.0, deadline - time.monotonic()))
     state = state.model_copy(update={"phase": "up"})
     save(state)
     return state
@@ -221,6 +224,20 @@ def wait_running(state: LabState, hosts: list[str], timeout: float, min_boots: d
     if pending:
         raise LabError(f"not running after {timeout:.0f}s: {', '.join(pending)}",
                        hint=f"see `fusion lab status` and {state.logs}")
+
+
+def wait_registered(state: LabState, timeout: float) -> None:
+    """Wait until the agent of every host whose tree has one is registered in the lab's etcd: a
+    deploy right after `lab up` places on every host, not on the ones registered already."""
+    agent = Path("usr/lib/systemd/system/fusion-agent.service")
+    want = {h.name for h in state.hosts if any((d / agent).exists() for d in machine.deployments(state, h.name))}
+    store = Store(EtcdConfig.parse(state.etcd_url))
+    deadline = time.monotonic() + timeout
+    while (missing := want - {h.name for h in store.hosts()}) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if missing:
+        raise LabError(f"not registered in etcd after {timeout:.0f}s: {', '.join(sorted(missing))}",
+                       hint="see `fusion lab shell HOST journalctl -u fusion-agent`")
 
 
 def leader(state: LabState, host: str) -> int:
