@@ -67,18 +67,6 @@ def healthy_since(store: Store, host: str, t0: float, timeout: float = 300) -> f
     raise SystemExit(f"bench: {host} did not come back healthy within {timeout:.0f}s")
 
 
-def all_registered(store: Store, lab: LabState, timeout: float = 60) -> None:
-    """Wait until every host of the lab is registered (a deploy places on the registered hosts only,
-    so the baseline and the rollout start from the same placement); says so when one was not."""
-    want = {h.name for h in lab.hosts}
-    deadline = time.monotonic() + timeout
-    while (missing := want - {h.name for h in store.hosts()}) and time.monotonic() < deadline:
-        print(f"bench: waiting for {', '.join(sorted(missing))} to register", file=sys.stderr)
-        time.sleep(1)
-    if missing:
-        raise SystemExit(f"bench: {', '.join(sorted(missing))} not registered within {timeout:.0f}s")
-
-
 def layout(store: Store) -> list[tuple[str, str, int]]:
     """Where each container is placed: (host, service, replica), sorted."""
     return sorted((p.host, p.service, p.replica) for p in store.placements())
@@ -99,7 +87,7 @@ def deploy_as_planned(store: Store, lab: LabState, app: App, tries: int = 3) -> 
     placement. A replica that moved while the deploy waited (the controller re-placed it) is
     reported with the controller's log, and the app is deployed again."""
     for _ in range(tries):
-        all_registered(store, lab)
+        ops.wait_registered(lab, timeout=60)
         planned = sorted((host, s, n) for (_, s, n), host in plan_app(cluster.read_view(store), app).desired.items())
         cluster.deploy(store, app, note="bench", wait=cluster.WaitOptions(timeout=180))
         if (now := layout(store)) == planned:
