@@ -24,6 +24,7 @@ from lab import ops
 from lab.state import LabState
 from orchestrator.upgrade import slots
 from orchestrator.upgrade.fleetlock import FleetLockServer
+from specs.cluster import SlotRecord
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -82,6 +83,26 @@ def journals(lab: LabState) -> str:
     return "\n".join(out)
 
 
+def turns(store: Store, since: int) -> list[str]:
+    """Who held a reboot slot since etcd revision ``since`` (sorted), replayed from etcd's history:
+    a host's turn can be shorter than the test's sampling. Fails if two held slots at once."""
+    watch = store.watch(store.keys.slots_prefix(), start_revision=since + 1)
+    try:
+        events = watch.drain(5.0)
+    finally:
+        watch.cancel()
+    held: dict[str, str] = {}
+    took: set[str] = set()
+    for e in events:
+        if e.type == "PUT":
+            held[e.kv.key] = SlotRecord.model_validate_json(e.kv.value).holder
+            took.add(held[e.kv.key])
+        else:
+            held.pop(e.kv.key, None)
+        assert len(set(held.values())) <= 1, held
+    return sorted(took)
+
+
 def test_hosts_update_themselves_one_at_a_time(up_lab: LabState, server: tuple[FleetLockServer, Store]) -> None:
     lab = up_lab
     fleetlock, store = server
@@ -97,17 +118,16 @@ def test_hosts_update_themselves_one_at_a_time(up_lab: LabState, server: tuple[F
     new = ops.publish_files(lab, files, version="autoupdate", modes=modes)
     assert all(ops.host_status(lab, h).booted != new for h in lab.hosts)
 
+    _, since = store.range(store.keys.slots_prefix())
     for name in names:
         sh(lab, name, f"mkdir -p /etc/fusion && cat > /etc/fusion/agent.env <<'EOF'\n{agent_env(fleetlock.url)}EOF\n"
                       "systemctl restart fusion-agent")
     most_held, most_down = 0, 0
-    seen_holding: set[str] = set()
     booted: dict[str, object] = {}
     try:
         deadline = time.monotonic() + DEADLINE
         while time.monotonic() < deadline:
             holders = {r.holder for r in slots.holders(store).values()}
-            seen_holding |= holders
             most_held = max(most_held, len(holders))
             # the firmware's view: a host is up from when it is healthy until its systemd-nspawn exits
             phases = {h.name: str(ops.run_info(lab, h.name).get("phase")) for h in lab.hosts}
@@ -120,7 +140,7 @@ def test_hosts_update_themselves_one_at_a_time(up_lab: LabState, server: tuple[F
         else:
             pytest.fail(f"not every host on {new[:12]} with the slot free after {DEADLINE}s: booted {booted}, "
                         f"held {slots.holders(store)}\n{journals(lab)}")
-        assert seen_holding == set(names), seen_holding  # each took its turn through the slot
+        assert turns(store, since) == names  # each took its turn through the slot, one at a time
         for name in names:  # the agents agree with the lab: they run the new tree and hold nothing
             deadline = time.monotonic() + 60
             while (tree := registered_tree(store, name)) != new and time.monotonic() < deadline:
