@@ -45,7 +45,7 @@ from lab.prober import Prober  # noqa: E402
 from lab.state import LabConfig, LabState  # noqa: E402
 from orchestrator import drain as drains  # noqa: E402
 from orchestrator import ops as cluster  # noqa: E402
-from orchestrator.deploy import plan_app  # noqa: E402
+from orchestrator.deploy import AppPlan  # noqa: E402
 from specs.app import App  # noqa: E402
 from units.sources import load_any  # noqa: E402
 
@@ -88,8 +88,9 @@ def deploy_as_planned(store: Store, lab: LabState, app: App, tries: int = 3) -> 
     reported with the controller's log, and the app is deployed again."""
     for _ in range(tries):
         ops.wait_registered(lab, timeout=60)
-        planned = sorted((host, s, n) for (_, s, n), host in plan_app(cluster.read_view(store), app).desired.items())
-        cluster.deploy(store, app, note="bench", wait=cluster.WaitOptions(timeout=180))
+        plans: list[AppPlan] = []
+        cluster.deploy(store, app, note="bench", wait=cluster.WaitOptions(timeout=180), on_plan=plans.append)
+        planned = sorted((host, s, n) for (_, s, n), host in plans[0].desired.items())
         if (now := layout(store)) == planned:
             return
         log = lab.logs / "controller.log"

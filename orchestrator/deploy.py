@@ -91,7 +91,8 @@ def plan_app(view: ClusterView, app: App, *, partial: bool = False) -> AppPlan:
     other_apps = [a for name, a in sorted(view.apps.items()) if name != app.name]
     other_records = [r for r in view.placements if r.app != app.name and r.host in alive]
     occupied = occupancy(placement_of(other_records, alive), [d for a in other_apps for d in demands(a)])
-    current = placement_of([r for r in view.placements if r.app == app.name], alive, view.cordons)
+    mine = [r for r in view.placements if r.app == app.name]
+    current = placement_of(mine, alive, view.cordons)
     wanted = demands(app)
     desired, failures = place_partial(hosts, wanted, current, occupied)
     if failures and not partial:
@@ -103,7 +104,7 @@ def plan_app(view: ClusterView, app: App, *, partial: bool = False) -> AppPlan:
         kept = tuple(c for c in plan.removes if c.slot[2] > replicas.get(c.slot[1], 0) or c.slot in desired)
         plan = replace(plan, removes=kept)
         return AppPlan(app, desired, hashes, plan, tuple(failures))
-    surge, notes = _surge(app, plan, hosts, desired, [r for r in view.placements if r.app == app.name], occupied)
+    surge, notes = _surge(app, plan, hosts, desired, mine, occupied)
     return AppPlan(app, desired, hashes, plan, (), surge, notes)
 
 

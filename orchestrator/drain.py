@@ -46,8 +46,7 @@ def _commit(store: Store, app: str, step: Step, note: str, now: Clock) -> None:
     current, mod = store.current(app)
     if current is None:
         return  # removed meanwhile: nothing of it to move
-    record = current.model_copy(update={"generation": current.generation + 1, "updated_at": now(), "note": note})
-    store.commit(step_decision(store.keys, app, step, current=record, expected_mod=mod))
+    store.commit(step_decision(store.keys, app, step, current=current.bumped(note, now()), expected_mod=mod))
 
 
 def drain(

@@ -30,8 +30,7 @@ def reconcile_once(
         notes += [f"{name}: {f}" for f in failures]
         if step is None:
             continue
-        record = current.model_copy(update={"generation": current.generation + 1, "updated_at": now(),
-                                            "note": "re-placed after host loss"})
+        record = current.bumped("re-placed after host loss", now())
         try:
             store.commit(step_decision(store.keys, name, step, current=record, expected_mod=mod))
         except ConflictError:

@@ -245,6 +245,10 @@ class AppCurrent(_Record):
     # lost host but removes nothing (not a start-first replica, nor the old one of a move)
     updating_until: float | None = None
 
+    def bumped(self, note: str, at: float) -> AppCurrent:
+        """The record after one more placement decision on the same revision (a drain, a re-placement)."""
+        return self.model_copy(update={"generation": self.generation + 1, "updated_at": at, "note": note})
+
 
 class PlacementRecord(_Record):
     """``<root>/placements/<host>/<app>/<service>/<n>``: the agent runs this container.
