@@ -451,10 +451,10 @@ class Agent:
             replicas = {s: r for s, r in local[app_name].items() if s in app.services}
             replicas[service] = sorted(p.replica for p in ps)
             first = self.config.unit_dir / container_unit(app_name, service, replicas[service][0])
-            addresses = discovery.remote_dependencies(
-                app, service, set(local[app_name]), ready.get(app_name, {}), previous_add_hosts(first)
-            )
-            missing = discovery.waiting_for(app, service, set(local[app_name]), addresses)
+            here = set(local[app_name])
+            addresses = discovery.remote_dependencies(app, service, here, ready.get(app_name, {}),
+                                                      previous_add_hosts(first))
+            missing = discovery.waiting_for(app, service, here, addresses)
             if missing and not any((self.config.unit_dir / container_unit(app_name, service, n)).exists()
                                    for n in replicas[service]):
                 for p in ps:  # first start: not before what it depends on can be reached
@@ -516,7 +516,9 @@ class Agent:
 
     def report(self, cleanup: bool = False) -> int:
         """Put the status of every placement whose report changed; with ``cleanup``, also delete
-        reports of containers that are no longer placed here. Returns how many keys changed."""
+        reports of containers that are no longer placed here -- once their unit is down: until then
+        the report stays, not ready (``deactivating``), so nothing routes to the container and a
+        deploy that waits for it to go returns once its port is free. Returns how many keys changed."""
         units = {container_unit(p.app, p.service, p.replica): p for p in self.placements.values()}
         props = self.systemd.show(units)
         health = self.systemd.health() if any(u.active == "active" for u in props.values()) else {}
@@ -541,10 +543,20 @@ class Agent:
             return written
         stale, _ = self.store.range(self.keys.status_prefix(self.config.host))
         for kv in stale:
-            if kv.key not in current:
-                self.store.delete(kv.key)
-                self.reported.pop(kv.key, None)
-                written += 1
+            if kv.key in current:
+                continue
+            last = self.reported.get(kv.key)
+            if last is not None and last.unit in self.systemd.stopping:
+                if last.state != "deactivating":
+                    last = last.model_copy(update={"state": "deactivating", "sub_state": "stop-sigterm"})
+                    self.store.put(kv.key, last.model_copy(update={"updated_at": time.time()}).to_json(),
+                                   lease=self.lease)
+                    self.reported[kv.key] = last
+                    written += 1
+                continue
+            self.store.delete(kv.key)
+            self.reported.pop(kv.key, None)
+            written += 1
         return written
 
 
@@ -622,8 +634,8 @@ def run_agent(config: AgentConfig, *, once: bool = False, max_seconds: float | N
                 # after the reconcile: a deployment staged now merges an /etc whose units are current
                 if any(ev.kv.key == tree_key for ev in events):
                     agent.follow_tree()
-                agent.report(cleanup=bool(changed))
-                agent.systemd.reap()
+                # a removed container's report goes once its unit is down (reaped)
+                agent.report(cleanup=bool(changed) or bool(agent.systemd.reap()))
             except StoreError as e:
                 log.error("%s", e)
                 time.sleep(min(tick, 2.0))

@@ -195,16 +195,18 @@ class Systemd:
             heartbeat()
             time.sleep(0.5)
 
-    def reap(self) -> None:
+    def reap(self) -> list[str]:
         """Forget units removed while they were stopping, once they are down: ``reset-failed``
-        (a container killed after its grace period ends "failed"; no removed unit stays listed)."""
+        (a container killed after its grace period ends "failed"; no removed unit stays listed).
+        Returns the units forgotten."""
         if not self.stopping:
-            return
+            return []
         down = [n for n, p in self.show(self.stopping).items()
                 if p.active not in ("active", "activating", "deactivating", "reloading")]
         if down:
             run([self.systemctl, "reset-failed", "--", *down], check=False, timeout=30)
             self.stopping.difference_update(down)
+        return down
 
     def forget_in(self, other: Path) -> list[str]:
         """Remove from ``other`` (the unit folder of a staged OSTree deployment, whose /etc was
